@@ -1,0 +1,30 @@
+#pragma once
+// A read-only memory map of a whole file. Model weights stay mapped for the process lifetime,
+// so the page cache, not the heap, holds them.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace squeeze {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws Error naming the path and errno
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string; throws Error if it cannot.
+std::string read_text_file(const std::string& path);
+
+}  // namespace squeeze
