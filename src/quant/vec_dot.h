@@ -21,4 +21,10 @@ void quantize_activation_row(GGMLType act_type, const float* src, void* dst, int
 // row already converted with quantize_activation_row(vec_dot_type(weight_type), ...).
 float vec_dot(GGMLType weight_type, const void* w, const void* a, int64_t n);
 
+// The kernel vec_dot() dispatches to, for callers that loop over many rows (the matmul) and
+// want to skip the per-call switch. Picked once per process for the CPU (AVX2 when available).
+// Throws Error for a weight type without kernels.
+using VecDotFn = float (*)(const void* w, const void* a, int64_t n);
+VecDotFn vec_dot_fn(GGMLType weight_type);
+
 }  // namespace squeeze

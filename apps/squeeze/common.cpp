@@ -1,0 +1,70 @@
+#include "common.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace squeeze::cli {
+
+void add_model_flags(Args& a, bool model_required) {
+  a.value("-m", "--model", "PATH",
+          model_required ? "model: a .gguf file or a Hugging Face folder"
+                         : "model: a .gguf file or a Hugging Face folder (default: Gemma 3 270M Q4_K_M)");
+  a.value("-t", "--threads", "N", "CPU threads", std::to_string(std::max(1u, std::thread::hardware_concurrency())));
+  a.value("", "--kv-type", "TYPE", "KV cache element type: f16 or f32", "f16");
+  a.value("", "--device", "DEV", "device to run on: cpu", "cpu");
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& f) {
+  if (f.gguf()) return Tokenizer::from_gguf(*f.gguf());
+  struct stat st {};
+  if (::stat((f.path() + "/tokenizer.json").c_str(), &st) != 0) return nullptr;
+  return Tokenizer::from_hf_dir(f.path());
+}
+
+LoadedModel load_model(const Args& a, bool need_tokenizer) {
+  LoadedModel lm;
+  if (a.str("--device") != "cpu")
+    throw Error(fmt("device '%s' is not available in this build (available: cpu)", a.str("--device").c_str()));
+  const std::string kv = a.str("--kv-type");
+  if (kv == "f16") lm.kv_type = GGMLType::F16;
+  else if (kv == "f32") lm.kv_type = GGMLType::F32;
+  else throw Error(fmt("--kv-type must be f16 or f32, not '%s'", kv.c_str()));
+  const long long threads = a.integer("--threads");
+  if (threads < 1 || threads > 1024) throw Error("--threads must be between 1 and 1024");
+
+  const std::string path = a.has("--model") ? a.str("--model") : default_model_path();
+  const auto t0 = std::chrono::steady_clock::now();
+  lm.model = Model::load(path);
+  lm.tokenizer = load_tokenizer(lm.model->file());
+  if (need_tokenizer && !lm.tokenizer) throw Error(fmt("%s: no tokenizer (tokenizer.json) found", path.c_str()));
+  lm.backend = std::make_unique<CpuBackend>(int(threads));
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const HParams& hp = lm.model->hparams();
+  SQZ_LOG("squeeze: loaded %s (%s, %d layers, %d embd, vocab %d) in %.0f ms, %lld threads\n", path.c_str(),
+          arch_name(hp.arch), hp.n_layer, hp.n_embd, hp.n_vocab, ms, threads);
+  return lm;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] == ' ' || s[i] == ',' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i || j - i > 9) throw Error(fmt("bad token id list near '%s'", s.substr(i, 16).c_str()));
+    out.push_back(int32_t(std::stol(s.substr(i, j - i))));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace squeeze::cli

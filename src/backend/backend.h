@@ -1,0 +1,69 @@
+#pragma once
+// The operations the forward pass needs, over activations that live in the backend's memory.
+// The forward pass (model/forward.cpp) is written once against this interface; the CPU backend
+// implements it with threads and SIMD kernels, a CUDA backend implements it with kernels.
+#include <cstdint>
+
+#include "format/tensor_ref.h"
+#include "kv/kv_cache.h"
+
+namespace squeeze {
+
+// Where each token of a ragged batch sits: its absolute position and its sequence's block table.
+struct TokenPlacement {
+  const int32_t* pos;             // [n_tokens]
+  const int32_t* const* blocks;   // [n_tokens]: the block ids of the token's sequence
+  int64_t n_tokens;
+};
+
+struct RopeParams {
+  int32_t head_dim;
+  float base;
+  float freq_scale;          // linear scaling: 1 / factor
+  const float* freq_factors; // llama3 divisors (head_dim / 2) or nullptr
+  bool neox;                 // pairs (i, i + d/2) instead of (2i, 2i + 1)
+};
+
+struct AttentionParams {
+  int32_t layer;
+  int32_t n_head;
+  int32_t n_head_kv;
+  int32_t head_dim;
+  float scale;           // multiplies q.k
+  int32_t window;        // 0: full causal attention; w: keys with pos_q - pos_k < w
+};
+
+enum class GluKind { silu, gelu_tanh };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // y[t][o] = sum_k W[o][k] * x[t][k] for n_tokens rows of x (W is ne = {k, o}, any weight type).
+  virtual void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // out[t] = row ids[t] of an embedding table (any weight type), as floats.
+  virtual void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // y[r] = x[r] / rms(x[r]) * (w + w_offset), rows of n; y may alias x.
+  virtual void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
+                        float* y) = 0;
+  // x += y over n floats.
+  virtual void add(float* x, const float* y, int64_t n) = 0;
+  // x += bias, broadcast over rows of n.
+  virtual void add_bias(float* x, const float* bias, int64_t rows, int64_t n) = 0;
+  virtual void scale(float* x, float s, int64_t n) = 0;
+  // Rotates each head of x ([n_tokens][n_heads * head_dim]) by its token's position.
+  virtual void rope(float* x, int64_t n_heads, const TokenPlacement& tp, const RopeParams& rp) = 0;
+  // out = act(gate) * up over n floats.
+  virtual void glu(const float* gate, const float* up, float* out, int64_t n, GluKind kind) = 0;
+  // c * tanh(x / c) over n floats.
+  virtual void softcap(float* x, float c, int64_t n) = 0;
+
+  // Stores the batch's K and V rows ([n_tokens][n_head_kv * head_dim]) at their positions.
+  virtual void kv_write(KVCache& kv, int32_t layer, const float* k, const float* v, const TokenPlacement& tp) = 0;
+  // Causal (optionally windowed) attention of each token's query heads over its sequence's cached
+  // keys 0..pos, computed tile by tile with an online softmax. q: [n_tokens][n_head * head_dim].
+  virtual void attention(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
+                         float* out) = 0;
+};
+
+}  // namespace squeeze

@@ -1,0 +1,100 @@
+// Elementwise and normalization ops of the CPU backend. The matmul lives in matmul.cpp and the
+// attention in attention.cpp.
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/dequantize.h"
+#include "util/error.h"
+
+namespace squeeze {
+
+CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), thread_scratch_(size_t(pool_.size())) {}
+
+void CpuBackend::get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) {
+  const int64_t dim = table.ne[0];
+  const size_t rb = row_bytes(table.type, dim);
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= table.ne[1]) throw Error(fmt("token id %d is outside the vocabulary", ids[i]));
+    dequantize_row(table.type, table.data + size_t(ids[i]) * rb, out + i * dim, dim);
+  }
+}
+
+void CpuBackend::rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
+                          float* y) {
+  pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * n;
+      float* yr = y + r * n;
+      double ss = 0;  // double, as llama.cpp: rows can be long and values large
+      for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
+      const float s = 1.0f / std::sqrt(float(ss / double(n)) + eps);
+      for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * s) * (w[i] + w_offset);
+    }
+  });
+}
+
+void CpuBackend::add(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void CpuBackend::add_bias(float* x, const float* bias, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) x[r * n + i] += bias[i];
+}
+
+void CpuBackend::scale(float* x, float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void CpuBackend::softcap(float* x, float c, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = c * std::tanh(x[i] / c);
+}
+
+void CpuBackend::rope(float* x, int64_t n_heads, const TokenPlacement& tp, const RopeParams& rp) {
+  const int32_t d = rp.head_dim, half = d / 2;
+  pool_.parallel_for(tp.n_tokens, [&](int64_t t0, int64_t t1, int ti) {
+    std::vector<float>& cs = thread_scratch_[size_t(ti)];
+    if (cs.size() < size_t(d)) cs.resize(size_t(d));
+    for (int64_t t = t0; t < t1; ++t) {
+      const float p = float(tp.pos[t]);
+      for (int32_t i = 0; i < half; ++i) {
+        // Frequencies as Hugging Face computes them in float32: base^(-2i/d), then scaled.
+        float inv = 1.0f / std::pow(rp.base, float(2 * i) / float(d));
+        inv *= rp.freq_scale;
+        if (rp.freq_factors) inv /= rp.freq_factors[i];
+        const float theta = p * inv;
+        cs[size_t(i)] = float(std::cos(double(theta)));
+        cs[size_t(half + i)] = float(std::sin(double(theta)));
+      }
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * d;
+        for (int32_t i = 0; i < half; ++i) {
+          const int32_t a = rp.neox ? i : 2 * i, b = rp.neox ? i + half : 2 * i + 1;
+          const float c = cs[size_t(i)], s = cs[size_t(half + i)];
+          const float x0 = v[a], x1 = v[b];
+          v[a] = x0 * c - x1 * s;
+          v[b] = x0 * s + x1 * c;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::glu(const float* gate, const float* up, float* out, int64_t n, GluKind kind) {
+  pool_.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+    if (kind == GluKind::silu) {
+      for (int64_t i = i0; i < i1; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    } else {
+      constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
+      for (int64_t i = i0; i < i1; ++i) {
+        const float g = gate[i];
+        out[i] = 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g))) * up[i];
+      }
+    }
+  }, 1024);
+}
+
+}  // namespace squeeze

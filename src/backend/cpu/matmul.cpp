@@ -1,0 +1,45 @@
+// Weight x activation products on the CPU. Activations are converted once per call to the weight
+// type's vec_dot format (as llama.cpp does), then every (weight row, token) pair is one vec_dot.
+// Rows are split across threads; tokens are walked in tiles so a tile of converted activations
+// stays in cache while a run of weight rows streams past it.
+#include <algorithm>
+
+#include "backend/cpu/cpu_backend.h"
+#include "quant/vec_dot.h"
+#include "util/error.h"
+
+namespace squeeze {
+
+void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t k = w.ne[0], n_out = w.ne[1];
+  const GGMLType act_type = vec_dot_type(w.type);
+  const size_t w_row = row_bytes(w.type, k);
+  const size_t a_row = row_bytes(act_type, k);
+
+  const uint8_t* act;
+  if (act_type == GGMLType::F32) {
+    act = reinterpret_cast<const uint8_t*>(x);
+  } else {
+    if (act_scratch_.size() < a_row * size_t(n_tokens)) act_scratch_.resize(a_row * size_t(n_tokens));
+    pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) quantize_activation_row(act_type, x + t * k, act_scratch_.data() + size_t(t) * a_row, k);
+    });
+    act = act_scratch_.data();
+  }
+
+  constexpr int64_t kRowTile = 16, kTokTile = 32;
+  pool_.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
+    for (int64_t ob = o0; ob < o1; ob += kRowTile) {
+      const int64_t oe = std::min(o1, ob + kRowTile);
+      for (int64_t tb = 0; tb < n_tokens; tb += kTokTile) {
+        const int64_t te = std::min(n_tokens, tb + kTokTile);
+        for (int64_t o = ob; o < oe; ++o) {
+          const uint8_t* wr = w.data + size_t(o) * w_row;
+          for (int64_t t = tb; t < te; ++t) y[t * n_out + o] = vec_dot(w.type, wr, act + size_t(t) * a_row, k);
+        }
+      }
+    }
+  }, kRowTile);
+}
+
+}  // namespace squeeze

@@ -1,0 +1,315 @@
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace squeeze {
+
+namespace {
+
+using Candidate = std::pair<float, int32_t>;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Total order used everywhere candidates are ranked: higher value first, ties to the lower id.
+// A strict total order (ids are unique) makes every selection deterministic, so a seed
+// reproduces the same tokens regardless of how a partition happens to shuffle elements.
+inline bool better(const Candidate& a, const Candidate& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// The vocabulary-wide loops (max, exp) are written with GCC/Clang vector extensions: plain
+// loops do not vectorize here, because a float max or sum reduction may not be reordered
+// without -ffast-math and GCC will not if-convert the selects. 4-wide vectors map to SSE2 (the
+// x86-64 baseline) and NEON, and other targets still get correct generic code. Selects are
+// spelled as bit masks because Clang does not accept `?:` on these types in every version.
+using v4f = float __attribute__((vector_size(16)));
+using v4i = int32_t __attribute__((vector_size(16)));
+using v4d = double __attribute__((vector_size(32)));
+
+inline v4f splat(float x) { return v4f{x, x, x, x}; }
+inline v4f load4(const float* p) {
+  v4f v;
+  std::memcpy(&v, p, sizeof v);  // unaligned load
+  return v;
+}
+inline void store4(float* p, v4f v) { std::memcpy(p, &v, sizeof v); }
+// mask lanes are all-ones or all-zeros, as produced by vector comparisons.
+inline v4f select(v4i mask, v4f a, v4f b) {
+  return reinterpret_cast<v4f>((mask & reinterpret_cast<v4i>(a)) | (~mask & reinterpret_cast<v4i>(b)));
+}
+// `a > b ? a : b` per lane: NaN in a loses, which is how NaN logits are ignored.
+inline v4f vmax(v4f a, v4f b) { return select(a > b, a, b); }
+inline float hmax(v4f v) {
+  float m = v[0];
+  for (int j = 1; j < 4; ++j) m = v[j] > m ? v[j] : m;
+  return m;
+}
+
+// Largest value, ignoring NaN; -inf for an empty or all-NaN range. Four independent vector
+// accumulators hide the latency of the max.
+float max_value(std::span<const float> x) {
+  const float* p = x.data();
+  v4f m0 = splat(-kInf), m1 = m0, m2 = m0, m3 = m0;
+  size_t i = 0;
+  for (; i + 16 <= x.size(); i += 16) {
+    m0 = vmax(load4(p + i), m0);
+    m1 = vmax(load4(p + i + 4), m1);
+    m2 = vmax(load4(p + i + 8), m2);
+    m3 = vmax(load4(p + i + 12), m3);
+  }
+  float m = hmax(vmax(vmax(m0, m1), vmax(m2, m3)));
+  for (; i < x.size(); ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// exp(x) for x <= 0, with -inf and NaN giving 0, four lanes at a time. std::exp is a scalar
+// libm call per element — the single biggest cost of sampling from a 262k vocabulary.
+// Cephes expf: range reduction by ln2, then a degree-6 polynomial; ~1 ulp. Results below
+// exp(-87) (~1e-38 relative to the top token) are flushed to 0.
+inline v4f exp_nonpositive(v4f x) {
+  const v4i live = x >= splat(-87.0f);  // false for NaN and -inf as well
+  const v4f xc = select(live, x, splat(-87.0f));  // keep the arithmetic finite in dead lanes
+  // Round to nearest by the 1.5 * 2^23 trick: no libm call, no SSE4.1 needed.
+  const v4f n = (xc * splat(1.44269504088896341f) + splat(12582912.0f)) - splat(12582912.0f);
+  v4f r = xc - n * splat(0.693359375f);
+  r = r - n * splat(-2.12194440e-4f);
+  v4f poly = splat(1.9875691500e-4f);
+  poly = poly * r + splat(1.3981999507e-3f);
+  poly = poly * r + splat(8.3334519073e-3f);
+  poly = poly * r + splat(4.1665795894e-2f);
+  poly = poly * r + splat(1.6666665459e-1f);
+  poly = poly * r + splat(5.0000001201e-1f);
+  const v4f y = poly * r * r + r + splat(1.0f);
+  // 2^n through the exponent field; n is in [-126, 0] here, so the scale is a normal float.
+  const v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
+  return select(live, y * reinterpret_cast<v4f>(bits), splat(0.0f));
+}
+inline float exp_nonpositive(float x) { return exp_nonpositive(splat(x))[0]; }
+
+}  // namespace
+
+int32_t argmax(std::span<const float> logits) {
+  if (logits.empty()) return -1;
+  // Two passes — a vectorized max, then the first index holding it — beat one scalar pass with
+  // a data-dependent branch, and the second pass usually stops early. Ties go to the lowest id
+  // by construction; NaN is never chosen; an all -inf/NaN row yields 0.
+  const float m = max_value(logits);
+  if (!(m > -kInf)) return 0;
+  return static_cast<int32_t>(std::find(logits.begin(), logits.end(), m) - logits.begin());
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params) {
+  if (params_.seed == 0xFFFFFFFFu) {
+    // random_device yields 32 bits per call; combine two so the whole 64-bit seed space is used.
+    std::random_device rd;
+    seed_ = (static_cast<uint64_t>(rd()) << 32) ^ static_cast<uint64_t>(rd());
+  } else {
+    seed_ = params_.seed;
+  }
+  rng_.seed(seed_);
+  window_.reserve(params_.penalty_last_n > 0 ? static_cast<size_t>(params_.penalty_last_n) : 0);
+}
+
+void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> history) {
+  const bool rep = params_.repetition_penalty != 1.0f;
+  const bool pres = params_.presence_penalty != 0.0f;
+  const bool freq = params_.frequency_penalty != 0.0f;
+  if (!(rep || pres || freq) || params_.penalty_last_n == 0 || history.empty()) return;
+
+  size_t n = history.size();
+  if (params_.penalty_last_n > 0) n = std::min(n, static_cast<size_t>(params_.penalty_last_n));
+  const auto recent = history.last(n);
+
+  // Count occurrences by sorting a copy of the window and walking runs: O(n log n) on a window
+  // of ~64 tokens, instead of a vocab-sized count table that would need clearing every call.
+  window_.assign(recent.begin(), recent.end());
+  std::sort(window_.begin(), window_.end());
+
+  const auto vocab = static_cast<int64_t>(logits.size());
+  for (size_t i = 0; i < window_.size();) {
+    const int32_t tok = window_[i];
+    size_t j = i;
+    while (j < window_.size() && window_[j] == tok) ++j;
+    const auto count = static_cast<float>(j - i);
+    i = j;
+    if (tok < 0 || tok >= vocab) continue;  // stray ids (e.g. from another vocab) are ignored
+
+    float& l = logits[static_cast<size_t>(tok)];
+    if (rep) {
+      // llama.cpp / CTRL: push the logit toward "less likely" regardless of its sign, once per
+      // distinct token (not per occurrence).
+      l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+    }
+    l -= params_.frequency_penalty * count + params_.presence_penalty;
+  }
+}
+
+void Sampler::select_top_k(std::span<const float> logits, size_t k) {
+  // One pass with a size-k heap whose front is the worst kept candidate. Whole blocks whose
+  // (vectorized) maximum cannot beat the front are skipped, so on a 262k vocabulary almost all
+  // of the work is a SIMD max. -inf and NaN are never inserted: they carry zero probability.
+  candidates_.clear();
+  candidates_.reserve(k);
+  const auto worse_first = [](const Candidate& a, const Candidate& b) { return better(a, b); };
+  const auto consider = [&](size_t i) {
+    const float l = logits[i];
+    if (candidates_.size() < k) {
+      if (!(l > -kInf)) return;
+      candidates_.emplace_back(l, static_cast<int32_t>(i));
+      std::push_heap(candidates_.begin(), candidates_.end(), worse_first);
+    } else if (l > candidates_.front().first) {
+      // Strictly greater only: ids arrive in increasing order, so an equal logit has a higher
+      // id and loses the tie.
+      std::pop_heap(candidates_.begin(), candidates_.end(), worse_first);
+      candidates_.back() = {l, static_cast<int32_t>(i)};
+      std::push_heap(candidates_.begin(), candidates_.end(), worse_first);
+    }
+  };
+  size_t i = 0;
+  const float* p = logits.data();
+  for (; i + 16 <= logits.size(); i += 16) {
+    if (candidates_.size() == k) {
+      const v4f m = vmax(vmax(load4(p + i), load4(p + i + 4)), vmax(load4(p + i + 8), load4(p + i + 12)));
+      if (!(hmax(m) > candidates_.front().first)) continue;
+    }
+    for (size_t j = i; j < i + 16; ++j) consider(j);
+  }
+  for (; i < logits.size(); ++i) consider(i);
+}
+
+void Sampler::apply_top_p(double total) {
+  // Keep the smallest prefix, in descending probability, whose mass reaches top_p of `total`
+  // (the normalizer before min-p). Rather than sorting, find the cut with a quickselect guided by
+  // mass: partition around a pivot, and descend into whichever side holds the crossing point.
+  // Expected O(n) even when the nucleus is most of a 262k vocabulary, where sorting is ~10 ms.
+  // The kept set comes out unordered, which the draw does not care about.
+  //
+  // Invariants: [0, lo) is better than everything after it and has mass `above` < target;
+  // [hi, n) is worse than [lo, hi), and c[hi] is the best of [hi, n).
+  const double target = static_cast<double>(params_.top_p) * total;
+  const size_t n = candidates_.size();
+  auto& c = candidates_;
+  size_t lo = 0, hi = n;
+  double above = 0.0;
+  while (lo < hi) {
+    // Median of three by the total order: guards against the id-ordered input being sorted.
+    size_t a = lo, b = lo + (hi - lo) / 2, d = hi - 1;
+    if (better(c[b], c[a])) std::swap(a, b);
+    if (better(c[d], c[b])) std::swap(b, d);
+    if (better(c[b], c[a])) std::swap(a, b);
+    std::swap(c[b], c[hi - 1]);
+    const Candidate pivot = c[hi - 1];
+    const auto split = std::partition(c.begin() + static_cast<ptrdiff_t>(lo),
+                                      c.begin() + static_cast<ptrdiff_t>(hi - 1),
+                                      [&pivot](const Candidate& x) { return better(x, pivot); });
+    const auto p = static_cast<size_t>(split - c.begin());
+    std::swap(c[p], c[hi - 1]);  // pivot into its final rank: [lo,p) better, (p,hi) worse
+    double mass = 0.0;
+    for (size_t i = lo; i < p; ++i) mass += c[i].first;
+    if (above + mass >= target) {
+      hi = p;  // the crossing is strictly inside the better part
+      continue;
+    }
+    above += mass + pivot.first;
+    if (above >= target) {
+      c.resize(p + 1);  // the pivot is the token that crosses the target; shrinking never reallocates
+      return;
+    }
+    lo = p + 1;
+  }
+  // Ran out without crossing: either target <= 0 or rounding between differently ordered sums.
+  // c[lo] is then the best remaining token, so including it gives the smallest valid set; if
+  // nothing remains, the whole (min-p filtered) set is below the target and is kept.
+  c.resize(std::min(lo + 1, n));
+}
+
+int32_t Sampler::draw() {
+  double total = 0.0;
+  for (const auto& c : candidates_) total += c.first;
+  // 53 random bits -> uniform double in [0, 1); done by hand rather than with
+  // std::uniform_real_distribution so the stream is identical across standard libraries.
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  double cum = 0.0;
+  int32_t last_positive = candidates_.front().second;
+  for (const auto& c : candidates_) {
+    if (c.first <= 0.0f) continue;  // underflowed weights must never be drawn
+    cum += c.first;
+    last_positive = c.second;
+    if (u < cum) return c.second;
+  }
+  return last_positive;  // rounding left u at the very end of the mass
+}
+
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+  if (logits.empty()) return -1;
+  apply_penalties(logits, history);
+  // Greedy still sees the penalties (as in llama.cpp, vLLM and HF): with the defaults they are
+  // disabled, so plain greedy remains a bit-exact argmax.
+  if (!(params_.temperature > 0.0f)) return argmax(logits);
+  // A denormal temperature makes 1/T infinite and 0 * inf = NaN below; it is greedy in effect.
+  const float inv_t = 1.0f / params_.temperature;
+  if (std::isinf(inv_t)) return argmax(logits);
+
+  // Softmax weights with the temperature folded in: exp((l - max) / T). Subtracting the max
+  // before scaling keeps every exponent <= 0, so a tiny temperature cannot overflow; the top
+  // token's weight is exactly 1, which min-p uses as "max prob" without normalizing.
+  // min-p is applied before top-p although the specified order is top-p then min-p: both keep
+  // a prefix of the descending-probability order, min-p's threshold is relative to the max
+  // (unchanged by top-p's renormalization), so either order keeps the shorter prefix —
+  // provided top-p measures mass against the pre-min-p total, which apply_top_p is given.
+  // Filtering first shrinks what top-p has to select from.
+  const float min_w = params_.min_p > 0.0f ? std::min(params_.min_p, 1.0f) : 0.0f;
+  double total = 0.0;
+  const size_t vocab = logits.size();
+  const size_t k = params_.top_k > 0 ? static_cast<size_t>(params_.top_k) : vocab;
+
+  if (k < vocab) {
+    select_top_k(logits, k);
+    if (candidates_.empty()) return argmax(logits);  // every logit -inf/NaN
+    float max_logit = -kInf;
+    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
+    // +inf would make the softmax inf - inf = NaN; such a token has all the mass anyway.
+    if (std::isinf(max_logit)) return argmax(logits);
+    for (auto& c : candidates_) {
+      c.first = exp_nonpositive((c.first - max_logit) * inv_t);
+      total += c.first;
+    }
+    if (min_w > 0.0f)
+      std::erase_if(candidates_, [min_w](const Candidate& c) { return c.first < min_w; });
+  } else {
+    // No top-k: work on the whole vocabulary, turning the logits (scratch by contract) into
+    // weights in place with vectorized loops, and only then gathering survivors.
+    const float max_logit = max_value(logits);
+    if (!(max_logit > -kInf) || std::isinf(max_logit)) return argmax(logits);
+    float* p = logits.data();
+    v4d acc = {0.0, 0.0, 0.0, 0.0};  // summed in double: 262k terms would lose digits in float
+    size_t i = 0;
+    for (; i + 4 <= vocab; i += 4) {
+      const v4f w = exp_nonpositive((load4(p + i) - splat(max_logit)) * splat(inv_t));
+      store4(p + i, w);
+      acc += __builtin_convertvector(w, v4d);
+    }
+    total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; i < vocab; ++i) {
+      p[i] = exp_nonpositive((p[i] - max_logit) * inv_t);
+      total += p[i];
+    }
+
+    candidates_.clear();
+    candidates_.reserve(vocab);  // allocates on the first call only
+    for (size_t t = 0; t < vocab; ++t) {
+      // The top token has weight exactly 1, so min_w <= 1 always keeps it; `> 0` drops
+      // -inf/NaN/underflowed tokens when min-p is off.
+      const float w = logits[t];
+      if (w > 0.0f && w >= min_w) candidates_.emplace_back(w, static_cast<int32_t>(t));
+    }
+  }
+
+  if (params_.top_p < 1.0f) apply_top_p(total);
+  return draw();
+}
+
+}  // namespace squeeze

@@ -1,0 +1,52 @@
+#pragma once
+// Turns one row of logits into the next token. Logits processors run in a fixed order —
+// repetition/presence/frequency penalties, temperature, top-k, top-p, min-p — then a draw from a
+// per-request RNG seeded by SamplingParams::seed, so a seed reproduces the same tokens.
+// temperature <= 0 is greedy (argmax, ties to the lowest id), bit-reproducible.
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace squeeze {
+
+struct SamplingParams {
+  float temperature = 0.8f;
+  int32_t top_k = 40;          // <= 0: disabled
+  float top_p = 0.95f;         // >= 1: disabled
+  float min_p = 0.05f;         // <= 0: disabled
+  float repetition_penalty = 1.0f;  // 1: disabled (llama.cpp / CTRL style: divide positive logits)
+  float presence_penalty = 0.0f;    // OpenAI style: subtract once per token present
+  float frequency_penalty = 0.0f;   // OpenAI style: subtract count * penalty
+  int32_t penalty_last_n = 64;      // how many recent tokens the penalties look at; -1: all
+  uint64_t seed = 0xFFFFFFFFu;      // 0xFFFFFFFF: pick a random seed
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // history: the tokens so far (prompt and generated) the penalties look at.
+  // logits is modified in place (it is scratch for the processors).
+  int32_t sample(std::span<float> logits, std::span<const int32_t> history);
+
+  const SamplingParams& params() const { return params_; }
+  uint64_t seed() const { return seed_; }  // the seed actually used
+
+ private:
+  SamplingParams params_;
+  uint64_t seed_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<float, int32_t>> candidates_;  // reused across calls: no per-token allocation
+  std::vector<int32_t> window_;  // sorted copy of the penalty window, reused across calls
+
+  void apply_penalties(std::span<float> logits, std::span<const int32_t> history);
+  void select_top_k(std::span<const float> logits, size_t k);
+  void apply_top_p(double total);
+  int32_t draw();
+};
+
+// Argmax with ties going to the lowest index.
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace squeeze

@@ -1,0 +1,50 @@
+#pragma once
+// Paged K/V storage: for every layer, n_blocks blocks of block_size token slots, each slot holding
+// n_kv_heads x head_dim values of K and of V. A block id from BlockPool indexes the same block in
+// every layer, so one BlockTable serves the whole model. Elements are F16 (the default, as
+// llama.cpp) or F32 (for exact comparison with float32 references).
+#include <cstdint>
+#include <vector>
+
+#include "kv/block_pool.h"
+#include "quant/ggml_type.h"
+
+namespace squeeze {
+
+struct KVGeometry {
+  int32_t n_layers = 0;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t block_size = 16;
+  int32_t n_blocks = 0;
+  GGMLType type = GGMLType::F16;  // F16 or F32
+};
+
+class KVCache {
+ public:
+  explicit KVCache(const KVGeometry& g);  // allocates everything up front; throws Error if it can't
+
+  const KVGeometry& geometry() const { return g_; }
+  BlockPool& pool() { return pool_; }
+  size_t bytes() const { return k_.size() + v_.size(); }
+  size_t elem_bytes() const { return g_.type == GGMLType::F16 ? 2 : 4; }
+
+  // Address of the head_dim values of (layer, block, slot, kv_head).
+  uint8_t* k(int32_t layer, int32_t block, int32_t slot, int32_t head) { return k_.data() + offset(layer, block, slot, head); }
+  uint8_t* v(int32_t layer, int32_t block, int32_t slot, int32_t head) { return v_.data() + offset(layer, block, slot, head); }
+  const uint8_t* k(int32_t layer, int32_t block, int32_t slot, int32_t head) const { return k_.data() + offset(layer, block, slot, head); }
+  const uint8_t* v(int32_t layer, int32_t block, int32_t slot, int32_t head) const { return v_.data() + offset(layer, block, slot, head); }
+
+ private:
+  size_t offset(int32_t layer, int32_t block, int32_t slot, int32_t head) const {
+    // [layer][block][head][slot][dim]: one head's keys of a block are contiguous, which is what
+    // the attention loop streams through.
+    return ((((size_t(layer) * size_t(g_.n_blocks) + size_t(block)) * size_t(g_.n_kv_heads) + size_t(head)) *
+                 size_t(g_.block_size) + size_t(slot)) * size_t(g_.head_dim)) * elem_bytes();
+  }
+  KVGeometry g_;
+  BlockPool pool_;
+  std::vector<uint8_t> k_, v_;
+};
+
+}  // namespace squeeze

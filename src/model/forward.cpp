@@ -1,0 +1,111 @@
+// The forward pass, written once for every supported architecture; the differences are the flags
+// in HParams (biases, QK-norm, post-norms, activation, embedding scale, sliding windows, RoPE).
+#include <cmath>
+
+#include "model/model.h"
+#include "util/error.h"
+
+namespace squeeze {
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  auto m = std::unique_ptr<Model>(new Model());
+  m->file_ = ModelFile::open(path);
+  m->weights_ = bind_weights(*m->file_);
+  return m;
+}
+
+KVGeometry Model::kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_size) const {
+  const HParams& hp = hparams();
+  KVGeometry g;
+  g.n_layers = hp.n_layer;
+  g.n_kv_heads = hp.n_head_kv;
+  g.head_dim = hp.head_dim;
+  g.block_size = block_size;
+  g.n_blocks = n_blocks;
+  g.type = type;
+  return g;
+}
+
+namespace {
+void grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+}  // namespace
+
+void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits) {
+  const HParams& hp = hparams();
+  const ModelWeights& W = weights_;
+  const int64_t T = batch.size(), H = hp.n_embd, d = hp.head_dim;
+  const int64_t q_dim = int64_t(hp.n_head) * d, kv_dim = int64_t(hp.n_head_kv) * d;
+  if (T == 0) return;
+  for (int32_t p : batch.positions)
+    if (p < 0) throw Error("negative position in batch");
+
+  grow(x_, size_t(T * H));
+  grow(xn_, size_t(T * std::max(H, q_dim)));
+  grow(q_, size_t(T * q_dim));
+  grow(k_, size_t(T * kv_dim));
+  grow(v_, size_t(T * kv_dim));
+  grow(attn_, size_t(T * q_dim));
+  grow(ffa_, size_t(T * hp.n_ff));
+  grow(ffb_, size_t(T * hp.n_ff));
+
+  const TokenPlacement tp{batch.positions.data(), batch.blocks.data(), T};
+
+  be.get_rows(*W.tok_embd, batch.tokens.data(), T, x_.data());
+  if (hp.embed_scale) be.scale(x_.data(), std::sqrt(float(H)), T * H);
+
+  for (int32_t il = 0; il < hp.n_layer; ++il) {
+    const LayerWeights& L = W.layers[size_t(il)];
+    const bool swa = hp.is_swa(il);
+
+    // Attention block.
+    be.rms_norm(x_.data(), L.attn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    be.matmul(*L.wq, xn_.data(), T, q_.data());
+    be.matmul(*L.wk, xn_.data(), T, k_.data());
+    be.matmul(*L.wv, xn_.data(), T, v_.data());
+    if (L.bq) be.add_bias(q_.data(), L.bq, T, q_dim);
+    if (L.bk) be.add_bias(k_.data(), L.bk, T, kv_dim);
+    if (L.bv) be.add_bias(v_.data(), L.bv, T, kv_dim);
+    if (hp.qk_norm) {
+      be.rms_norm(q_.data(), L.q_norm, hp.norm_weight_offset, T * hp.n_head, d, hp.rms_eps, q_.data());
+      be.rms_norm(k_.data(), L.k_norm, hp.norm_weight_offset, T * hp.n_head_kv, d, hp.rms_eps, k_.data());
+    }
+    // Gemma 3's sliding layers use their own RoPE base and no scaling.
+    const RopeParams rp{int32_t(d), swa && hp.arch == Arch::gemma3 ? hp.rope_base_swa : hp.rope_base,
+                        swa && hp.arch == Arch::gemma3 ? 1.0f : hp.rope_freq_scale,
+                        hp.rope_freq_factors.empty() ? nullptr : hp.rope_freq_factors.data(), hp.rope_neox};
+    be.rope(q_.data(), hp.n_head, tp, rp);
+    be.rope(k_.data(), hp.n_head_kv, tp, rp);
+    be.kv_write(kv, il, k_.data(), v_.data(), tp);
+    const AttentionParams ap{il, hp.n_head, hp.n_head_kv, int32_t(d), hp.attn_scale, swa ? hp.sliding_window : 0};
+    be.attention(kv, ap, q_.data(), tp, attn_.data());
+    be.matmul(*L.wo, attn_.data(), T, xn_.data());
+    if (L.post_attn_norm) be.rms_norm(xn_.data(), L.post_attn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    be.add(x_.data(), xn_.data(), T * H);
+
+    // Feed-forward block.
+    be.rms_norm(x_.data(), L.ffn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    be.matmul(*L.ffn_gate, xn_.data(), T, ffa_.data());
+    be.matmul(*L.ffn_up, xn_.data(), T, ffb_.data());
+    be.glu(ffa_.data(), ffb_.data(), ffa_.data(), T * hp.n_ff,
+           hp.act == Activation::silu ? GluKind::silu : GluKind::gelu_tanh);
+    be.matmul(*L.ffn_down, ffa_.data(), T, xn_.data());
+    if (L.post_ffn_norm) be.rms_norm(xn_.data(), L.post_ffn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    be.add(x_.data(), xn_.data(), T * H);
+  }
+
+  // Only the rows that need logits go through the final norm and the (large) output matrix.
+  const int64_t R = int64_t(batch.logit_rows.size());
+  grow(sel_, size_t(R * H));
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t row = batch.logit_rows[size_t(r)];
+    std::copy(x_.begin() + row * H, x_.begin() + (row + 1) * H, sel_.begin() + r * H);
+  }
+  be.rms_norm(sel_.data(), W.output_norm, hp.norm_weight_offset, R, H, hp.rms_eps, sel_.data());
+  logits.resize(size_t(R) * size_t(hp.n_vocab));
+  be.matmul(*W.output, sel_.data(), R, logits.data());
+  if (hp.final_logit_softcap > 0) be.softcap(logits.data(), hp.final_logit_softcap, R * hp.n_vocab);
+}
+
+}  // namespace squeeze

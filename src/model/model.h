@@ -1,0 +1,38 @@
+#pragma once
+// A loaded model: its file, hyperparameters and bound weights, and the forward pass over a Batch.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "kv/kv_cache.h"
+#include "model/batch.h"
+#include "model/model_file.h"
+#include "model/weights.h"
+
+namespace squeeze {
+
+class Model {
+ public:
+  // Opens path (GGUF file or Hugging Face folder) and binds the weights; throws Error.
+  static std::unique_ptr<Model> load(const std::string& path);
+
+  const HParams& hparams() const { return file_->hparams(); }
+  const ModelFile& file() const { return *file_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  // Geometry of a KV cache for this model holding n_blocks blocks.
+  KVGeometry kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_size = 16) const;
+
+  // Runs the batch: writes its tokens' K/V into kv (their block tables must cover their
+  // positions) and returns logits [batch.logit_rows.size()][n_vocab] in logits.
+  void forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits);
+
+ private:
+  std::unique_ptr<ModelFile> file_;
+  ModelWeights weights_;
+  // Activation buffers, grown to the largest batch seen and then reused.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffa_, ffb_, sel_;
+};
+
+}  // namespace squeeze

@@ -1,0 +1,136 @@
+// Activation conversion: the reference quantizers of ggml-quants.c (quantize_row_q8_0_ref,
+// _q8_1_ref, _q8_K_ref), reproduced operation for operation so that squeeze feeds its dot
+// products the same bytes llama.cpp's generic path does. (llama.cpp's x86 AVX quantize_row_q8_0
+// differs slightly: it rounds ties to even and scales by 127/amax instead of 1/d.)
+#include <cmath>
+#include <cstring>
+
+#include "quant/blocks.h"
+#include "quant/kernels.h"
+#include "quant/vec_dot.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+namespace squeeze {
+
+using namespace quant;
+
+GGMLType vec_dot_type(GGMLType t) {
+  switch (t) {
+    case GGMLType::F32: return GGMLType::F32;
+    case GGMLType::F16: return GGMLType::F16;
+    case GGMLType::BF16: return GGMLType::BF16;
+    case GGMLType::Q4_0:
+    case GGMLType::Q5_0:
+    case GGMLType::Q8_0: return GGMLType::Q8_0;
+    case GGMLType::Q4_1:
+    case GGMLType::Q5_1: return GGMLType::Q8_1;
+    case GGMLType::Q2_K:
+    case GGMLType::Q3_K:
+    case GGMLType::Q4_K:
+    case GGMLType::Q5_K:
+    case GGMLType::Q6_K: return GGMLType::Q8_K;
+    default: break;
+  }
+  throw Error(fmt("no dot-product kernel for tensor type %s", type_info(t).name));
+}
+
+namespace {
+
+// Largest |x| of a block, with ggml's MAX(a, b) = a > b ? a : b comparison order.
+inline float block_amax(const float* x, int n) {
+  float amax = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float v = std::fabs(x[j]);
+    amax = amax > v ? amax : v;
+  }
+  return amax;
+}
+
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += QK) {
+    const float d = block_amax(x, QK) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = f32_to_f16(d);
+    // roundf: ties away from zero, as the reference quantizer does.
+    for (int j = 0; j < QK; ++j) y[i].qs[j] = int8_t(std::roundf(x[j] * id));
+  }
+}
+
+void quantize_q8_1(const float* x, BlockQ8_1* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += QK) {
+    const float d = block_amax(x, QK) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = f32_to_f16(d);
+    int sum = 0;
+    for (int j = 0; j < QK; ++j) {
+      y[i].qs[j] = int8_t(std::roundf(x[j] * id));
+      sum += y[i].qs[j];
+    }
+    // s lets the Q4_1/Q5_1 dot product apply the weight's min as m * s instead of summing
+    // the activations again; it is rounded from f32 sum * d, not from exact values.
+    y[i].s = f32_to_f16(float(sum) * d);
+  }
+}
+
+void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+    // The signed value of the first element with the largest magnitude sets the scale, so that
+    // element maps to exactly -127 (the sign flip is what ggml's IQ kernels expect).
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QK_K; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      std::memset(&y[i], 0, sizeof(y[i]));
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < QK_K; ++j) {
+      const int v = nearest_int(iscale * x[j]);
+      y[i].qs[j] = int8_t(v < 127 ? v : 127);
+    }
+    for (int g = 0; g < QK_K / 16; ++g) {
+      int sum = 0;
+      for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * g + l];
+      y[i].bsums[g] = int16_t(sum);
+    }
+    y[i].d = 1.0f / iscale;
+  }
+}
+
+}  // namespace
+
+void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n) {
+  const TypeInfo& ti = type_info(t);
+  if (n % ti.block_elems != 0)
+    throw Error(fmt("quantize: %lld elements is not a multiple of the %s block size %lld",
+                    (long long)n, ti.name, (long long)ti.block_elems));
+  const int64_t nb = n / ti.block_elems;
+  switch (t) {
+    case GGMLType::F32:
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
+    case GGMLType::F16: {
+      uint16_t* y = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(src[i]);
+      return;
+    }
+    case GGMLType::BF16: {
+      uint16_t* y = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(src[i]);
+      return;
+    }
+    case GGMLType::Q8_0: return quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), nb);
+    case GGMLType::Q8_1: return quantize_q8_1(src, static_cast<BlockQ8_1*>(dst), nb);
+    case GGMLType::Q8_K: return quantize_q8_k(src, static_cast<BlockQ8_K*>(dst), nb);
+    default: break;
+  }
+  throw Error(fmt("quantize: %s is not an activation format", ti.name));
+}
+
+}  // namespace squeeze
