@@ -120,7 +120,7 @@ for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
   "$bin" "$corpus" -max_total_time="$secs" -print_final_stats=1 -max_len="${FUZZ_MAX_LEN:-65536}" \
     -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$B/artifacts/$t-" ${FUZZ_ARGS:-} >"$log" 2>&1 || rc=$?
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
   speed=$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}' || true)
   rss=$(grep -E '^stat::peak_rss_mb' "$log" | awk '{print $2}' || true)

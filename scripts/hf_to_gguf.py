@@ -80,9 +80,14 @@ def load_tensors(hf_dir: pathlib.Path) -> dict[str, np.ndarray]:
         files = ["model.safetensors"]
     out = {}
     for f in files:
-        with safe_open(hf_dir / f, framework="pt") as st:
-            for name in st.keys():
-                out[name] = st.get_tensor(name).float().numpy()
+        try:
+            with safe_open(hf_dir / f, framework="np") as st:
+                for name in st.keys():
+                    out[name] = st.get_tensor(name).astype(np.float32)
+        except (TypeError, ValueError):  # bf16 has no numpy dtype: go through torch
+            with safe_open(hf_dir / f, framework="pt") as st:
+                for name in st.keys():
+                    out[name] = st.get_tensor(name).float().numpy()
     return out
 
 

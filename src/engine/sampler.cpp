@@ -1,6 +1,7 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,9 +17,14 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 // Total order used everywhere candidates are ranked: higher value first, ties to the lower id.
 // A strict total order (ids are unique) makes every selection deterministic, so a seed
 // reproduces the same tokens regardless of how a partition happens to shuffle elements.
+// Bitwise rather than short-circuit operators: it feeds a branch-free partition.
 inline bool better(const Candidate& a, const Candidate& b) {
-  return a.first > b.first || (a.first == b.first && a.second < b.second);
+  return (a.first > b.first) | ((a.first == b.first) & (a.second < b.second));
 }
+
+// A uniform double in [0, 1) from 53 random bits, done by hand rather than with
+// std::uniform_real_distribution so the stream is identical across standard libraries.
+inline double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 // The vocabulary-wide loops (max, exp) are written with GCC/Clang vector extensions: plain
 // loops do not vectorize here, because a float max or sum reduction may not be reordered
@@ -27,7 +33,7 @@ inline bool better(const Candidate& a, const Candidate& b) {
 // spelled as bit masks because Clang does not accept `?:` on these types in every version.
 using v4f = float __attribute__((vector_size(16)));
 using v4i = int32_t __attribute__((vector_size(16)));
-using v4d = double __attribute__((vector_size(32)));
+using v2d = double __attribute__((vector_size(16)));  // 16 bytes: stays in a register on SSE2
 
 inline v4f splat(float x) { return v4f{x, x, x, x}; }
 inline v4f load4(const float* p) {
@@ -98,7 +104,16 @@ int32_t argmax(std::span<const float> logits) {
   // by construction; NaN is never chosen; an all -inf/NaN row yields 0.
   const float m = max_value(logits);
   if (!(m > -kInf)) return 0;
-  return static_cast<int32_t>(std::find(logits.begin(), logits.end(), m) - logits.begin());
+  const float* p = logits.data();
+  const v4f vm = splat(m);
+  size_t i = 0;
+  for (; i + 16 <= logits.size(); i += 16) {  // vectorized search for the block holding m
+    const v4i hit = (load4(p + i) == vm) | (load4(p + i + 4) == vm) | (load4(p + i + 8) == vm) |
+                    (load4(p + i + 12) == vm);
+    if (hit[0] | hit[1] | hit[2] | hit[3]) break;
+  }
+  while (p[i] != m) ++i;  // m is present, so this stops within the block (or the tail)
+  return static_cast<int32_t>(i);
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params) {
@@ -202,13 +217,20 @@ void Sampler::apply_top_p(double total) {
     if (better(c[b], c[a])) std::swap(a, b);
     std::swap(c[b], c[hi - 1]);
     const Candidate pivot = c[hi - 1];
-    const auto split = std::partition(c.begin() + static_cast<ptrdiff_t>(lo),
-                                      c.begin() + static_cast<ptrdiff_t>(hi - 1),
-                                      [&pivot](const Candidate& x) { return better(x, pivot); });
-    const auto p = static_cast<size_t>(split - c.begin());
-    std::swap(c[p], c[hi - 1]);  // pivot into its final rank: [lo,p) better, (p,hi) worse
+    // Branch-free Lomuto partition, summing the better side's mass on the way: which side an
+    // element goes to is a coin flip to the branch predictor, and mispredictions would otherwise
+    // dominate on a large nucleus. [lo, p) collects the elements better than the pivot.
+    size_t p = lo;
     double mass = 0.0;
-    for (size_t i = lo; i < p; ++i) mass += c[i].first;
+    for (size_t i = lo; i < hi - 1; ++i) {
+      const Candidate x = c[i];
+      const bool is_better = better(x, pivot);
+      c[i] = c[p];
+      c[p] = x;
+      p += is_better;
+      mass += is_better ? static_cast<double>(x.first) : 0.0;
+    }
+    std::swap(c[p], c[hi - 1]);  // pivot into its final rank: [lo,p) better, (p,hi) worse
     if (above + mass >= target) {
       hi = p;  // the crossing is strictly inside the better part
       continue;
@@ -226,12 +248,37 @@ void Sampler::apply_top_p(double total) {
   c.resize(std::min(lo + 1, n));
 }
 
+float Sampler::nucleus_floor(std::span<const float> weights, double target) {
+  // A cheap prefilter for top-p over the whole vocabulary, so that only a small superset of the
+  // nucleus is gathered into candidates_ (gathering and selecting over 262k pairs costs
+  // milliseconds). The bit pattern of a positive float is monotonic in its value, so its high
+  // bits are an order-preserving bucket index: >> 18 leaves 5 mantissa bits, i.e. 32 buckets
+  // per octave (~2% wide), and weights in (0, 1] need at most 0x3F800000 >> 18 = 4064 buckets.
+  // One pass accumulates mass per bucket; walking buckets from the top finds the one where the
+  // mass crosses the target. Every token in or above it is a superset of the nucleus, and every
+  // token below is worse than all of them, so apply_top_p on that superset (against the full
+  // total) gives exactly the same set as on the whole vocabulary.
+  constexpr int kShift = 18;
+  constexpr size_t kBuckets = (0x3F800000u >> kShift) + 1;
+  mass_hist_.assign(kBuckets, 0.0);  // sized once; later calls only clear (32 KiB)
+  for (float w : weights) {
+    if (!(w > 0.0f)) continue;  // zero weight: never part of the nucleus
+    mass_hist_[std::bit_cast<uint32_t>(w) >> kShift] += w;
+  }
+  double cum = 0.0;
+  size_t b = kBuckets;
+  while (b > 0) {
+    cum += mass_hist_[--b];
+    if (cum >= target) break;
+  }
+  // Lowest weight that lands in bucket b; bucket 0 means "everything positive".
+  return b == 0 ? std::numeric_limits<float>::denorm_min() : std::bit_cast<float>(static_cast<uint32_t>(b) << kShift);
+}
+
 int32_t Sampler::draw() {
   double total = 0.0;
   for (const auto& c : candidates_) total += c.first;
-  // 53 random bits -> uniform double in [0, 1); done by hand rather than with
-  // std::uniform_real_distribution so the stream is identical across standard libraries.
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  const double u = uniform01(rng_) * total;
   double cum = 0.0;
   int32_t last_positive = candidates_.front().second;
   for (const auto& c : candidates_) {
@@ -285,27 +332,62 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     const float max_logit = max_value(logits);
     if (!(max_logit > -kInf) || std::isinf(max_logit)) return argmax(logits);
     float* p = logits.data();
-    v4d acc = {0.0, 0.0, 0.0, 0.0};  // summed in double: 262k terms would lose digits in float
+    // Sums in double (262k float terms would lose digits): the total, and the mass at or above
+    // min-p, which tells below whether top-p can cut tighter than min-p at all.
+    v2d acc_lo = {0.0, 0.0}, acc_hi = acc_lo, min_lo = acc_lo, min_hi = acc_lo;
+    double min_mass = 0.0;
     size_t i = 0;
     for (; i + 4 <= vocab; i += 4) {
       const v4f w = exp_nonpositive((load4(p + i) - splat(max_logit)) * splat(inv_t));
       store4(p + i, w);
-      acc += __builtin_convertvector(w, v4d);
+      const v4f wm = select(w >= splat(min_w), w, splat(0.0f));
+      acc_lo += v2d{w[0], w[1]};
+      acc_hi += v2d{w[2], w[3]};
+      min_lo += v2d{wm[0], wm[1]};
+      min_hi += v2d{wm[2], wm[3]};
     }
-    total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    total = (acc_lo[0] + acc_lo[1]) + (acc_hi[0] + acc_hi[1]);
+    min_mass = (min_lo[0] + min_lo[1]) + (min_hi[0] + min_hi[1]);
     for (; i < vocab; ++i) {
       p[i] = exp_nonpositive((p[i] - max_logit) * inv_t);
       total += p[i];
+      if (p[i] >= min_w) min_mass += p[i];
     }
 
+    if (!(params_.top_p < 1.0f) && min_w == 0.0f) {
+      // Nothing left to filter: draw straight from the weights, without gathering candidates.
+      const double u = uniform01(rng_) * total;
+      double cum = 0.0;
+      int32_t last_positive = 0;
+      for (size_t t = 0; t < vocab; ++t) {
+        if (!(p[t] > 0.0f)) continue;
+        cum += p[t];
+        last_positive = static_cast<int32_t>(t);
+        if (u < cum) return last_positive;
+      }
+      return last_positive;  // rounding left u at the very end of the mass
+    }
+
+    // Gather only tokens that can survive: at least min-p (the top token has weight exactly 1,
+    // so min_w <= 1 always keeps it), inside the top-p superset, and never zero weight.
+    float floor_w = std::max(min_w, std::numeric_limits<float>::denorm_min());
+    const double target = static_cast<double>(params_.top_p) * total;
+    // If the min-p survivors do not even reach the top-p mass, min-p is the tighter cut and the
+    // histogram pass is skipped; apply_top_p below then keeps them all.
+    if (params_.top_p < 1.0f && min_mass >= target)
+      floor_w = std::max(floor_w, nucleus_floor(logits, target));
     candidates_.clear();
     candidates_.reserve(vocab);  // allocates on the first call only
-    for (size_t t = 0; t < vocab; ++t) {
-      // The top token has weight exactly 1, so min_w <= 1 always keeps it; `> 0` drops
-      // -inf/NaN/underflowed tokens when min-p is off.
-      const float w = logits[t];
-      if (w > 0.0f && w >= min_w) candidates_.emplace_back(w, static_cast<int32_t>(t));
+    size_t t = 0;
+    for (; t + 16 <= vocab; t += 16) {
+      // Survivors are usually sparse: skip whole blocks on one vector test.
+      const v4f m = vmax(vmax(load4(p + t), load4(p + t + 4)), vmax(load4(p + t + 8), load4(p + t + 12)));
+      if (!(hmax(m) >= floor_w)) continue;
+      for (size_t j = t; j < t + 16; ++j)
+        if (p[j] >= floor_w) candidates_.emplace_back(p[j], static_cast<int32_t>(j));
     }
+    for (; t < vocab; ++t)
+      if (p[t] >= floor_w) candidates_.emplace_back(p[t], static_cast<int32_t>(t));
   }
 
   if (params_.top_p < 1.0f) apply_top_p(total);

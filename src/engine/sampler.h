@@ -39,10 +39,12 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;  // reused across calls: no per-token allocation
   std::vector<int32_t> window_;  // sorted copy of the penalty window, reused across calls
+  std::vector<double> mass_hist_;  // top-p prefilter histogram over weight buckets, reused
 
   void apply_penalties(std::span<float> logits, std::span<const int32_t> history);
   void select_top_k(std::span<const float> logits, size_t k);
   void apply_top_p(double total);
+  float nucleus_floor(std::span<const float> weights, double target);
   int32_t draw();
 };
 

@@ -117,7 +117,10 @@ class Cursor {
 
   std::string read_string(const char* what) {
     uint64_t len = read<uint64_t>(what);
-    need(len, what);  // before allocating: an absurd length fails here
+    // Checked before allocating, so an absurd length fails here rather than in operator new.
+    if (len > remaining())
+      fail(fmt("%s length %llu at byte %zu exceeds the %zu bytes left in the file (truncated?)",
+               what, (unsigned long long)len, pos_ - 8, remaining()));
     std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(len));
     pos_ += size_t(len);
     return s;
@@ -216,10 +219,12 @@ void parse_header_and_kvs(Cursor& c, Parsed& p, uint64_t& n_tensors) {
   n_tensors = c.read<uint64_t>("tensor count");
   uint64_t n_kv = c.read<uint64_t>("metadata kv count");
   if (n_tensors > c.remaining() / kMinTensorInfoBytes)
-    c.fail(fmt("tensor count %llu is more than the file's %zu remaining bytes can hold",
+    c.fail(fmt("tensor count %llu is more than the file's %zu remaining bytes can hold "
+               "(corrupt or truncated file)",
                (unsigned long long)n_tensors, c.remaining()));
   if (n_kv > c.remaining() / kMinKVBytes)
-    c.fail(fmt("metadata kv count %llu is more than the file's %zu remaining bytes can hold",
+    c.fail(fmt("metadata kv count %llu is more than the file's %zu remaining bytes can hold "
+               "(corrupt or truncated file)",
                (unsigned long long)n_kv, c.remaining()));
 
   for (uint64_t k = 0; k < n_kv; ++k) {

@@ -1,12 +1,14 @@
 // Scalar dot products for the float types and the 32-element quant formats. The quantized
 // kernels follow llama.cpp's generic kernels (ggml-cpu/quants.c): an exact integer sum per
-// block, then one float multiply-add per block with the same operand order, so a row's result
-// differs from llama.cpp's generic path only where the compiler reassociates nothing (it does
-// not here: the float accumulation is a plain serial loop over blocks).
+// block, then the per-block float scaling with the same operands in the same order, summed
+// serially over blocks. For the same activation bytes the result should therefore equal
+// llama.cpp's generic (non-SIMD) result bit for bit.
 //
-// Written for GCC -O3 auto-vectorization: the per-block inner loops are fixed-length int loops
-// with no branches; the float kernels keep kLanes independent partial sums (vectorizable
-// without -ffast-math, since each lane is a separate serial sum).
+// Written for GCC -O3 auto-vectorization: each block is first unpacked into 32 plain int8
+// values, then multiplied with the activation in a fixed-length int loop with no branches.
+// The float kernels keep kLanes independent partial sums (vectorizable without -ffast-math,
+// since each lane is a separate serial sum); llama.cpp's F16/F32 SIMD paths also sum in lanes,
+// so those results match it only to rounding.
 #include <cstring>
 
 #include "quant/blocks.h"
@@ -40,28 +42,46 @@ inline float dot_floats(const T* x, const T* y, int64_t n) {
 
 inline float id_f32(float v) { return v; }
 
-// The 32 high bits of a Q5 block as a little-endian u32: bit j belongs to element j.
-inline uint32_t load_qh(const uint8_t* qh) {
-  return uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
-}
-
-// Integer dot of the 32 values of a 4-bit block (low nibbles are elements 0-15, high nibbles
-// 16-31) with an int8 block, after subtracting `offset` from each weight.
-inline int dot_nibbles(const uint8_t* qs, const int8_t* q8, int offset) {
-  int s = 0;
-  for (int j = 0; j < QK / 2; ++j)
-    s += ((qs[j] & 15) - offset) * q8[j] + ((qs[j] >> 4) - offset) * q8[j + QK / 2];
-  return s;
-}
-
-// As dot_nibbles, with the fifth bit of element j taken from bit j of qh.
-inline int dot_5bit(const uint8_t* qs, uint32_t qh, const int8_t* q8, int offset) {
-  int s = 0;
+// Unpacks a 4-bit block into 32 int8 values minus `offset`: low nibbles are elements 0-15,
+// high nibbles 16-31.
+inline void unpack_nibbles(const uint8_t* qs, int offset, int8_t* q) {
   for (int j = 0; j < QK / 2; ++j) {
-    const int lo = int((qs[j] & 15) | ((qh >> j) & 1) << 4) - offset;
-    const int hi = int((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - offset;
-    s += lo * q8[j] + hi * q8[j + QK / 2];
+    q[j] = int8_t((qs[j] & 15) - offset);
+    q[j + QK / 2] = int8_t((qs[j] >> 4) - offset);
   }
+}
+
+// Bit j of a Q5 block's little-endian u32 qh is the fifth bit of element j. Testing it against
+// a table of single-bit masks (instead of `(qh >> j) & 1`, a per-lane variable shift that
+// baseline x86-64 lacks) lets GCC vectorize the unpacking as AND + compare in 32-bit lanes.
+struct BitMasks {
+  uint32_t m[QK];
+  constexpr BitMasks() : m{} {
+    for (int j = 0; j < QK; ++j) m[j] = 1u << j;
+  }
+};
+constexpr BitMasks kBit;
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);  // ggml stores qh as 4 bytes, read little-endian as ggml does
+  return v;
+}
+
+// Unpacks a 5-bit block into 32 int8 values minus `offset`.
+inline void unpack_5bit(const uint8_t* qs, const uint8_t* qh_bytes, int offset, int8_t* q) {
+  const uint32_t qh = load_u32(qh_bytes);
+  uint8_t hb[QK];
+  for (int j = 0; j < QK; ++j) hb[j] = (qh & kBit.m[j]) ? 16 : 0;
+  for (int j = 0; j < QK / 2; ++j) {
+    q[j] = int8_t(((qs[j] & 15) | hb[j]) - offset);
+    q[j + QK / 2] = int8_t(((qs[j] >> 4) | hb[j + QK / 2]) - offset);
+  }
+}
+
+inline int32_t dot32(const int8_t* a, const int8_t* b) {
+  int32_t s = 0;
+  for (int j = 0; j < QK; ++j) s += int32_t(a[j]) * int32_t(b[j]);
   return s;
 }
 
@@ -86,7 +106,9 @@ float dot_q4_0(const void* w, const void* a, int64_t n) {
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
   float sumf = 0.0f;
   for (int64_t i = 0; i < n / QK; ++i) {
-    const int sumi = dot_nibbles(x[i].qs, y[i].qs, 8);
+    int8_t q[QK];
+    unpack_nibbles(x[i].qs, 8, q);
+    const int32_t sumi = dot32(q, y[i].qs);
     sumf += float(sumi) * f16_to_f32(x[i].d) * f16_to_f32(y[i].d);
   }
   return sumf;
@@ -97,7 +119,9 @@ float dot_q4_1(const void* w, const void* a, int64_t n) {
   const BlockQ8_1* y = static_cast<const BlockQ8_1*>(a);
   float sumf = 0.0f;
   for (int64_t i = 0; i < n / QK; ++i) {
-    const int sumi = dot_nibbles(x[i].qs, y[i].qs, 0);
+    int8_t q[QK];
+    unpack_nibbles(x[i].qs, 0, q);
+    const int32_t sumi = dot32(q, y[i].qs);
     // The min contributes m * sum(a) = m * s, with s precomputed by the Q8_1 quantizer.
     sumf += (f16_to_f32(x[i].d) * f16_to_f32(y[i].d)) * float(sumi) +
             f16_to_f32(x[i].m) * f16_to_f32(y[i].s);
@@ -110,7 +134,9 @@ float dot_q5_0(const void* w, const void* a, int64_t n) {
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
   float sumf = 0.0f;
   for (int64_t i = 0; i < n / QK; ++i) {
-    const int sumi = dot_5bit(x[i].qs, load_qh(x[i].qh), y[i].qs, 16);
+    int8_t q[QK];
+    unpack_5bit(x[i].qs, x[i].qh, 16, q);
+    const int32_t sumi = dot32(q, y[i].qs);
     sumf += (f16_to_f32(x[i].d) * f16_to_f32(y[i].d)) * float(sumi);
   }
   return sumf;
@@ -121,7 +147,9 @@ float dot_q5_1(const void* w, const void* a, int64_t n) {
   const BlockQ8_1* y = static_cast<const BlockQ8_1*>(a);
   float sumf = 0.0f;
   for (int64_t i = 0; i < n / QK; ++i) {
-    const int sumi = dot_5bit(x[i].qs, load_qh(x[i].qh), y[i].qs, 0);
+    int8_t q[QK];
+    unpack_5bit(x[i].qs, x[i].qh, 0, q);
+    const int32_t sumi = dot32(q, y[i].qs);
     sumf += (f16_to_f32(x[i].d) * f16_to_f32(y[i].d)) * float(sumi) +
             f16_to_f32(x[i].m) * f16_to_f32(y[i].s);
   }
@@ -133,8 +161,7 @@ float dot_q8_0(const void* w, const void* a, int64_t n) {
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
   float sumf = 0.0f;
   for (int64_t i = 0; i < n / QK; ++i) {
-    int sumi = 0;
-    for (int j = 0; j < QK; ++j) sumi += x[i].qs[j] * y[i].qs[j];
+    const int32_t sumi = dot32(x[i].qs, y[i].qs);
     sumf += float(sumi) * (f16_to_f32(x[i].d) * f16_to_f32(y[i].d));
   }
   return sumf;

@@ -29,6 +29,11 @@ class Tokenizer {
   // The bytes of one token (may be part of a UTF-8 character). Control tokens give "" unless
   // special is true.
   virtual std::string token_to_piece(int32_t id, bool special) const = 0;
+  // The text of a whole sequence: the pieces joined (special tokens only if special), minus the
+  // SentencePiece dummy-prefix space at the start where the tokenizer adds one; this is what HF
+  // decode() returns for it.
+  virtual std::string decode(const std::vector<int32_t>& ids, bool special) const = 0;
+  virtual int32_t find_token(std::string_view text) const = 0;  // exact vocabulary entry, or -1
 
   virtual int32_t n_vocab() const = 0;
   virtual int32_t bos_id() const = 0;  // -1 if none
@@ -41,7 +46,8 @@ class Tokenizer {
 };
 
 // Joins token pieces into text that is safe to print as it streams: bytes of a UTF-8 character
-// split across tokens are held back until the character is complete.
+// split across tokens are held back until the character is complete. Bytes that can no longer
+// become a valid character are passed through as they are, as soon as that is certain.
 class StreamDecoder {
  public:
   std::string push(std::string_view piece);  // returns the complete characters available now

@@ -14,13 +14,18 @@ inline uint32_t f32_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); retur
 
 inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  const uint32_t em = h & 0x7fffu;  // exponent and mantissa
-  // Zero or subnormal: value = mantissa * 2^-24, exact in f32.
-  const uint32_t sub = f32_to_bits(float(em) * (1.0f / 16777216.0f));
+  // Exponent and mantissa. Signed on purpose: int -> float converts in one SSE2 instruction,
+  // unsigned does not.
+  const int32_t em = h & 0x7fff;
+  // Zero or subnormal: value = mantissa * 2^-24. float(em) is exact, and scaling it by 2^-24
+  // is done on the exponent bits (the result is always a normal f32) rather than with a float
+  // multiply: under GCC's default -ftrapping-math a float multiply may trap, so GCC would keep
+  // it behind a branch and not vectorize loops over this function. Zero must stay zero.
+  const uint32_t sub = (f32_to_bits(float(em)) - (24u << 23)) & (em != 0 ? ~0u : 0u);
   // Normal: shift into place and rebias the exponent by 127 - 15 = 112. Inf/NaN (exponent 31)
   // need another 112 to land on f32's all-ones exponent; the mantissa (NaN payload) is kept.
-  const uint32_t nrm = (em << 13) + (112u << 23) + (em >= 0x7c00u ? (112u << 23) : 0u);
-  return bits_to_f32(sign | (em < 0x400u ? sub : nrm));
+  const uint32_t nrm = (uint32_t(em) << 13) + (112u << 23) + (em >= 0x7c00 ? (112u << 23) : 0u);
+  return bits_to_f32(sign | (em < 0x400 ? sub : nrm));
 }
 
 inline uint16_t f32_to_f16(float f) {

@@ -50,11 +50,18 @@ def convert(name, out_dir):
 # squeeze vs transformers
 
 
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The GGUF F32 file of every tiny model, written by scripts/hf_to_gguf.py."""
+    d = tmp_path_factory.mktemp("tiny_gguf")
+    return {name: convert(name, d) for name in MODELS}
+
+
 @pytest.mark.parametrize("fmt", ["hf", "gguf"])
 @pytest.mark.parametrize("name", MODELS)
-def test_tiny_model_logits(squeeze_asan_bin, name, fmt, tmp_path):
+def test_tiny_model_logits(squeeze_asan_bin, converted, name, fmt, tmp_path):
     tokens, ref = load_reference(name)
-    model = TINY / name if fmt == "hf" else convert(name, tmp_path)
+    model = TINY / name if fmt == "hf" else converted[name]
     out = tmp_path / "logits.bin"
     r = run([squeeze_asan_bin, "logits", "-m", model, "--tokens", " ".join(map(str, tokens)),
              "-o", out, "--kv-type", "f32"], timeout=600)
@@ -180,12 +187,6 @@ def gguf_forward(g: Gguf, tokens):
     if cap:
         logits = cap * np.tanh(logits / cap)
     return logits
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny_gguf")
-    return {name: convert(name, d) for name in MODELS}
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -200,33 +200,70 @@ TEST(Sampler, TopPKeepsSmallestNucleus) {
   }
 }
 
-TEST(Sampler, TopPOnLargeShuffledVocab) {
-  // A slowly decaying distribution so the nucleus spans several progressive-sort chunks
-  // (> 64 and > 128 tokens), with ids shuffled so sorting actually has to move things.
-  const size_t vocab = 3000;
+// The specification, computed the slow obvious way in double: full sort, top-k, top-p on the
+// top-k distribution, then min-p relative to its max.
+std::vector<bool> reference_keep(const std::vector<float>& logits, float temperature, int top_k,
+                                 float top_p, float min_p) {
+  std::vector<size_t> order(logits.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b]; });
+  if (top_k > 0 && static_cast<size_t>(top_k) < order.size()) order.resize(static_cast<size_t>(top_k));
+  std::vector<double> w;
+  double z = 0.0;
+  for (size_t id : order) {
+    w.push_back(std::exp((logits[id] - logits[order[0]]) / temperature));
+    z += w.back();
+  }
+  size_t n = order.size();
+  if (top_p < 1.0f) {
+    double cum = 0.0;
+    for (size_t r = 0; r < order.size(); ++r) {
+      cum += w[r] / z;
+      if (cum >= top_p) {
+        n = r + 1;
+        break;
+      }
+    }
+  }
+  std::vector<bool> keep(logits.size(), false);
+  for (size_t r = 0; r < n; ++r)
+    if (w[r] >= min_p) keep[order[r]] = true;  // w[0] == 1 is the max probability
+  return keep;
+}
+
+TEST(Sampler, LargeShuffledVocabMatchesReference) {
+  // A slowly decaying distribution so the kept sets are hundreds of tokens, spanning many
+  // vector blocks and histogram buckets, with ids shuffled so order has to be recovered, and a
+  // vocabulary that is not a multiple of the vector width so the scalar tails run too.
+  const size_t vocab = 3003;
   std::vector<float> l(vocab);
   std::vector<size_t> perm(vocab);
   std::iota(perm.begin(), perm.end(), size_t{0});
   std::shuffle(perm.begin(), perm.end(), std::mt19937(3));
   for (size_t r = 0; r < vocab; ++r) l[perm[r]] = -0.002f * static_cast<float>(r);
 
-  const float top_p = 0.6f;
-  // Reference nucleus by full sort in double.
-  const auto all = expected_probs(l, 1.0f, std::vector<bool>(vocab, true));
-  std::vector<bool> keep(vocab, false);
-  double cum = 0.0;
-  size_t kept = 0;
-  for (size_t r = 0; r < vocab && cum < top_p; ++r) {
-    keep[perm[r]] = true;
-    cum += all[perm[r]];
-    ++kept;
+  struct Case { float temperature; int top_k; float top_p; float min_p; size_t min_kept; };
+  const Case cases[] = {
+      {1.0f, 0, 0.6f, 0.0f, 300},      // top-p alone over the whole vocabulary (~458 kept)
+      {1.0f, 2500, 0.6f, 0.0f, 300},   // same through the top-k heap path
+      {1.0f, 0, 0.9f, 0.5f, 300},      // min-p tighter than top-p (~347 kept)
+      {0.5f, 0, 0.3f, 0.2f, 60},       // top-p tighter than min-p (~89 kept)
+      {1.0f, 1000, 0.99f, 0.0f, 900},  // top-p on the top-k distribution (~969 kept)
+      {1.0f, 0, 1.0f, 0.3f, 300},      // min-p alone (~602 kept)
+  };
+  uint64_t seed = 100;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::Message() << "T=" << c.temperature << " k=" << c.top_k
+                                    << " p=" << c.top_p << " min_p=" << c.min_p);
+    const auto keep = reference_keep(l, c.temperature, c.top_k, c.top_p, c.min_p);
+    ASSERT_GE(static_cast<size_t>(std::count(keep.begin(), keep.end(), true)), c.min_kept);
+    auto p = plain(c.temperature, seed++);
+    p.top_k = c.top_k;
+    p.top_p = c.top_p;
+    p.min_p = c.min_p;
+    const int n = 60000;
+    expect_matches(histogram(p, l, n), expected_probs(l, c.temperature, keep), n);
   }
-  ASSERT_GT(kept, 128u);
-
-  auto p = plain(1.0f, 21);
-  p.top_p = top_p;
-  const int n = 150000;
-  expect_matches(histogram(p, l, n), expected_probs(l, 1.0f, keep), n);
 }
 
 TEST(Sampler, MinPKeepsTokensAboveFractionOfMax) {

@@ -1,0 +1,132 @@
+#include "tokenizer/special_split.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "util/error.h"
+
+namespace squeeze::tok {
+
+namespace {
+
+uint64_t key(int32_t node, uint8_t byte) { return (uint64_t(uint32_t(node)) << 8) | byte; }
+
+// llama.cpp strips with isspace() in the C locale.
+bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// Byte states while replaying the matches.
+enum : uint8_t { kRaw = 0, kTaken = 1, kStripped = 2 };
+
+}  // namespace
+
+SpecialSplitter::SpecialSplitter(const Vocab& vocab) : vocab_(vocab) {
+  terminal_.push_back(-1);  // root
+  const auto& cands = vocab.special_candidates();
+  for (size_t rank = 0; rank < cands.size(); rank++) {
+    const std::string& t = vocab.tokens[size_t(cands[rank])];
+    int32_t node = 0;
+    for (char c : t) {
+      auto [it, inserted] = child_.emplace(key(node, uint8_t(c)), int32_t(terminal_.size()));
+      if (inserted) terminal_.push_back(-1);
+      node = it->second;
+    }
+    // Identical texts (duplicate vocabulary entries): the first candidate in order wins.
+    if (terminal_[size_t(node)] < 0) terminal_[size_t(node)] = int32_t(rank);
+    first_byte_[uint8_t(t[0])] = true;
+  }
+}
+
+std::vector<Fragment> SpecialSplitter::split(std::string_view text, bool parse_special) const {
+  std::vector<Fragment> out;
+  if (text.empty()) return out;
+  const auto& cands = vocab_.special_candidates();
+  auto allowed = [&](int32_t rank) {
+    if (parse_special) return true;
+    TokenType t = vocab_.type(cands[size_t(rank)]);
+    return t != TokenType::control && t != TokenType::unknown;
+  };
+
+  if (text.size() > UINT32_MAX) throw Error("text too long to tokenize (4 GiB or more)");
+
+  // Every occurrence of every candidate, as runs of consecutive start positions per candidate:
+  // a run of N newlines holds 31 newline tokens at almost every position, and runs keep that
+  // O(candidates) instead of O(31 N).
+  struct Run {
+    int32_t rank;
+    uint32_t begin, end;  // start positions [begin, end)
+  };
+  std::vector<Run> runs;
+  std::unordered_map<int32_t, size_t> last_run;  // rank -> index of its latest run
+  if (!cands.empty()) {
+    for (size_t p = 0; p < text.size(); p++) {
+      if (!first_byte_[uint8_t(text[p])]) continue;
+      int32_t node = 0;
+      for (size_t q = p; q < text.size(); q++) {
+        auto it = child_.find(key(node, uint8_t(text[q])));
+        if (it == child_.end()) break;
+        node = it->second;
+        int32_t rank = terminal_[size_t(node)];
+        if (rank < 0 || !allowed(rank)) continue;
+        auto [lr, fresh] = last_run.emplace(rank, runs.size());
+        if (!fresh && runs[lr->second].end == p) {
+          runs[lr->second].end = uint32_t(p + 1);
+        } else {
+          lr->second = runs.size();
+          runs.push_back({rank, uint32_t(p), uint32_t(p + 1)});
+        }
+      }
+    }
+  }
+  if (runs.empty()) {
+    out.push_back({-1, 0, text.size()});
+    return out;
+  }
+  // Runs of one candidate are already in text order; a stable sort by rank gives llama.cpp's
+  // order: longest candidate first, each scanned left to right.
+  std::stable_sort(runs.begin(), runs.end(),
+                   [](const Run& a, const Run& b) { return a.rank < b.rank; });
+
+  // Replay. Candidates come longest first, so a taken region inside an occurrence would have to
+  // hold a longer token: checking the two end bytes is enough to know the span is all raw.
+  std::vector<uint8_t> state(text.size(), kRaw);
+  std::vector<std::pair<size_t, int32_t>> taken;  // (position, token)
+  for (const Run& r : runs) {
+    int32_t id = cands[size_t(r.rank)];
+    size_t len = vocab_.tokens[size_t(id)].size();
+    for (size_t p = r.begin; p < r.end;) {
+      if (state[p] != kRaw || state[p + len - 1] != kRaw) {
+        p++;
+        continue;
+      }
+      for (size_t k = p; k < p + len; k++) state[k] = kTaken;
+      taken.emplace_back(p, id);
+      if (vocab_.lstrip[size_t(id)])
+        for (size_t k = p; k > 0 && state[k - 1] == kRaw && is_space(text[k - 1]); k--)
+          state[k - 1] = kStripped;
+      if (vocab_.rstrip[size_t(id)])
+        for (size_t k = p + len; k < text.size() && state[k] == kRaw && is_space(text[k]); k++)
+          state[k] = kStripped;
+      p += len;  // the next occurrence of this token cannot overlap this one
+    }
+  }
+  std::sort(taken.begin(), taken.end());
+
+  size_t p = 0, next_taken = 0;
+  while (p < text.size()) {
+    if (next_taken < taken.size() && taken[next_taken].first == p) {
+      int32_t id = taken[next_taken++].second;
+      out.push_back({id, p, p + vocab_.tokens[size_t(id)].size()});
+      p += vocab_.tokens[size_t(id)].size();
+    } else if (state[p] == kStripped) {
+      p++;
+    } else {
+      size_t q = p;
+      while (q < text.size() && state[q] == kRaw) q++;
+      out.push_back({-1, p, q});
+      p = q;
+    }
+  }
+  return out;
+}
+
+}  // namespace squeeze::tok

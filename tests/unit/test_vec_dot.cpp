@@ -1,0 +1,314 @@
+// Quant layer unit tests: the type table, f16/bf16 conversions, activation quantization and
+// the dot-product kernels. The Python reference tests (tests/reference/test_dequant.py) prove
+// dequantization and activation quantization bit-exact against gguf-py; these tests check that
+// vec_dot agrees with those (tested) building blocks:
+//   * loosely with the exact dot of the dequantized weights and the f32 activations (the error
+//     budget of quantizing the activation to 8 bits), and
+//   * tightly with the exact dot of the dequantized weights and the dequantized activation
+//     (only float rounding is allowed there, so layout mistakes cannot hide in the tolerance),
+//   * and the AVX2 kernels (when the CPU has them) with the scalar ones.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "quant/blocks.h"
+#include "quant/dequantize.h"
+#include "quant/ggml_type.h"
+#include "quant/kernels.h"
+#include "quant/vec_dot.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+using namespace squeeze;
+using squeeze::quant::QK;
+using squeeze::quant::QK_K;
+
+namespace {
+
+const GGMLType kWeightTypes[] = {
+    GGMLType::F32,  GGMLType::F16,  GGMLType::BF16, GGMLType::Q4_0, GGMLType::Q4_1,
+    GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0, GGMLType::Q2_K, GGMLType::Q3_K,
+    GGMLType::Q4_K, GGMLType::Q5_K, GGMLType::Q6_K,
+};
+
+// Byte offsets of the f16 scale/min fields of each quant block (see blocks.h).
+std::vector<int> f16_fields(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q4_0: case GGMLType::Q5_0: case GGMLType::Q8_0: return {0};
+    case GGMLType::Q4_1: case GGMLType::Q5_1: case GGMLType::Q4_K: case GGMLType::Q5_K: return {0, 2};
+    case GGMLType::Q2_K: return {80, 82};
+    case GGMLType::Q3_K: return {108};
+    case GGMLType::Q6_K: return {208};
+    default: return {};
+  }
+}
+
+// A random weight row: random bytes with modest finite scales (signed for the scale-only
+// formats, so both signs of d are covered), or gaussian values for the float types.
+std::vector<uint8_t> random_weights(GGMLType t, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> w(row_bytes(t, n));
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  if (t == GGMLType::F32 || t == GGMLType::F16 || t == GGMLType::BF16) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = gauss(rng);
+      if (t == GGMLType::F32) std::memcpy(&w[4 * i], &v, 4);
+      const uint16_t h = t == GGMLType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+      if (t != GGMLType::F32) std::memcpy(&w[2 * i], &h, 2);
+    }
+    return w;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = uint8_t(byte(rng));
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  const TypeInfo& ti = type_info(t);
+  for (int64_t blk = 0; blk < n / ti.block_elems; ++blk)
+    for (int off : f16_fields(t)) {
+      const uint16_t h = f32_to_f16(scale(rng));
+      std::memcpy(&w[blk * ti.block_bytes + off], &h, 2);
+    }
+  return w;
+}
+
+std::vector<float> random_activations(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = gauss(rng);
+  // An outlier, as real activations have. Not in single-block rows: there one outlier sets the
+  // whole row's quantization step and the 1e-2 budget below would no longer be representative.
+  if (n >= 256) x[n / 3] *= 20.0f;
+  return x;
+}
+
+// The activation row as the kernels see it, in f32, plus the Q8_1 "s" correction: the Q4_1 and
+// Q5_1 kernels apply the weight min as m * s, where s = f16(d * sum q) is rounded.
+struct DecodedAct {
+  std::vector<double> a;
+  std::vector<double> s;  // per 32-block s for Q8_1, else empty
+};
+
+DecodedAct decode_activation(GGMLType at, const std::vector<uint8_t>& act, int64_t n) {
+  DecodedAct r;
+  r.a.resize(n);
+  if (at == GGMLType::Q8_0 || at == GGMLType::Q8_1) {
+    const int64_t stride = type_info(at).block_bytes;
+    for (int64_t b = 0; b < n / QK; ++b) {
+      const uint8_t* blk = &act[b * stride];
+      uint16_t d, s;
+      std::memcpy(&d, blk, 2);
+      std::memcpy(&s, blk + 2, 2);
+      const int8_t* q = reinterpret_cast<const int8_t*>(blk + (at == GGMLType::Q8_1 ? 4 : 2));
+      for (int j = 0; j < QK; ++j) r.a[b * QK + j] = double(f16_to_f32(d)) * q[j];
+      if (at == GGMLType::Q8_1) r.s.push_back(f16_to_f32(s));
+    }
+  } else if (at == GGMLType::Q8_K) {
+    const auto* blk = reinterpret_cast<const quant::BlockQ8_K*>(act.data());
+    for (int64_t b = 0; b < n / QK_K; ++b)
+      for (int j = 0; j < QK_K; ++j) r.a[b * QK_K + j] = double(blk[b].d) * blk[b].qs[j];
+  } else {
+    std::vector<float> f(n);
+    dequantize_row(at, act.data(), f.data(), n);
+    for (int64_t i = 0; i < n; ++i) r.a[i] = f[i];
+  }
+  return r;
+}
+
+// The per-32-block min of a Q4_1/Q5_1 row (offset 2 in both layouts).
+double block_min(GGMLType t, const std::vector<uint8_t>& w, int64_t b) {
+  uint16_t m;
+  std::memcpy(&m, &w[b * type_info(t).block_bytes + 2], 2);
+  return f16_to_f32(m);
+}
+
+struct Case {
+  GGMLType t;
+  int64_t n;
+};
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (GGMLType t : kWeightTypes) {
+    const int64_t be = type_info(t).block_elems;
+    std::vector<int64_t> lens = {256, 1024, 4352};
+    if (be <= QK) lens.insert(lens.end(), {32, 96, 2080});
+    if (be == 1) lens.insert(lens.end(), {1, 37, 1000});
+    for (int64_t n : lens) cases.push_back({t, n});
+  }
+  return cases;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(GGMLTypeTable, KnownAndUnknownIds) {
+  for (uint32_t id : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 40u, 41u, 1000u, 0xffffffffu})
+    EXPECT_EQ(type_info(id), nullptr) << id;
+  struct Row { uint32_t id; const char* name; int64_t elems, bytes; bool compute; };
+  const Row rows[] = {
+      {0, "f32", 1, 4, true},        {1, "f16", 1, 2, true},         {2, "q4_0", 32, 18, true},
+      {3, "q4_1", 32, 20, true},     {6, "q5_0", 32, 22, true},      {7, "q5_1", 32, 24, true},
+      {8, "q8_0", 32, 34, true},     {9, "q8_1", 32, 36, false},     {10, "q2_K", 256, 84, true},
+      {11, "q3_K", 256, 110, true},  {12, "q4_K", 256, 144, true},   {13, "q5_K", 256, 176, true},
+      {14, "q6_K", 256, 210, true},  {15, "q8_K", 256, 292, false},  {16, "iq2_xxs", 256, 66, false},
+      {17, "iq2_xs", 256, 74, false}, {18, "iq3_xxs", 256, 98, false}, {19, "iq1_s", 256, 50, false},
+      {20, "iq4_nl", 32, 18, false}, {21, "iq3_s", 256, 110, false}, {22, "iq2_s", 256, 82, false},
+      {23, "iq4_xs", 256, 136, false}, {24, "i8", 1, 1, false},      {25, "i16", 1, 2, false},
+      {26, "i32", 1, 4, false},      {27, "i64", 1, 8, false},       {28, "f64", 1, 8, false},
+      {29, "iq1_m", 256, 56, false}, {30, "bf16", 1, 2, true},       {34, "tq1_0", 256, 54, false},
+      {35, "tq2_0", 256, 66, false}, {39, "mxfp4", 32, 17, false},
+  };
+  for (const Row& r : rows) {
+    const TypeInfo* ti = type_info(r.id);
+    ASSERT_NE(ti, nullptr) << r.id;
+    EXPECT_EQ(uint32_t(ti->type), r.id);
+    EXPECT_STREQ(ti->name, r.name);
+    EXPECT_EQ(ti->block_elems, r.elems) << r.name;
+    EXPECT_EQ(ti->block_bytes, r.bytes) << r.name;
+    EXPECT_EQ(ti->can_compute, r.compute) << r.name;
+  }
+  EXPECT_EQ(row_bytes(GGMLType::Q4_K, 4096), size_t(16 * 144));
+  EXPECT_EQ(row_bytes(GGMLType::F16, 7), size_t(14));
+  EXPECT_STREQ(type_name(GGMLType::Q6_K), "q6_K");
+}
+
+TEST(GGMLTypeTable, VecDotTypes) {
+  EXPECT_EQ(vec_dot_type(GGMLType::F32), GGMLType::F32);
+  EXPECT_EQ(vec_dot_type(GGMLType::F16), GGMLType::F16);
+  EXPECT_EQ(vec_dot_type(GGMLType::BF16), GGMLType::BF16);
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q8_0}) EXPECT_EQ(vec_dot_type(t), GGMLType::Q8_0);
+  for (GGMLType t : {GGMLType::Q4_1, GGMLType::Q5_1}) EXPECT_EQ(vec_dot_type(t), GGMLType::Q8_1);
+  for (GGMLType t : {GGMLType::Q2_K, GGMLType::Q3_K, GGMLType::Q4_K, GGMLType::Q5_K, GGMLType::Q6_K})
+    EXPECT_EQ(vec_dot_type(t), GGMLType::Q8_K);
+  EXPECT_THROW(vec_dot_type(GGMLType::IQ2_XXS), Error);
+  EXPECT_THROW(vec_dot_fn(GGMLType::Q8_K), Error);
+  std::vector<float> out(256);
+  std::vector<uint8_t> in(256);
+  EXPECT_THROW(dequantize_row(GGMLType::IQ4_XS, in.data(), out.data(), 256), Error);
+  EXPECT_THROW(dequantize_row(GGMLType::Q4_0, in.data(), out.data(), 48), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(Fp16, AllHalfValuesRoundTrip) {
+  // Every f16 bit pattern survives f16 -> f32 -> f16, NaN payloads included (numpy keeps them).
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = f16_to_f32(uint16_t(h));
+    ASSERT_EQ(f32_to_f16(f), h) << std::hex << h;
+    ASSERT_EQ(std::isnan(f), (h & 0x7c00) == 0x7c00 && (h & 0x3ff)) << std::hex << h;
+  }
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f16_to_f32(0x03ff), std::ldexp(1023.0f, -24));
+  EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);
+  EXPECT_EQ(f16_to_f32(0xc000), -2.0f);
+}
+
+TEST(Fp16, RoundingEdges) {
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(65519.996f), 0x7bff);          // just below the tie to Inf
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);            // tie rounds to even = Inf
+  EXPECT_EQ(f32_to_f16(-1e10f), 0xfc00);
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and min subnormal
+  EXPECT_EQ(f32_to_f16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
+  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp ties to even 2
+  EXPECT_EQ(f32_to_f16(std::ldexp(5.0f, -25)), 0x0002);  // 2.5 ulp ties to even 2
+  EXPECT_EQ(f32_to_f16(std::ldexp(2047.0f, -25)), 0x0400);  // rounds up into the normals
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie, even stays
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // tie, odd rounds up
+  EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
+  EXPECT_EQ(f32_to_f16(bits_to_f32(0x7f800001u)), 0x7c01);  // NaN whose payload truncates away
+  EXPECT_EQ(f32_to_f16(bits_to_f32(0xffc00000u)), 0xfe00);
+}
+
+TEST(Bf16, RoundTripAndRounding) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const bool nan = (h & 0x7f80) == 0x7f80 && (h & 0x7f);
+    ASSERT_EQ(f32_to_bf16(bf16_to_f32(uint16_t(h))), nan ? (h | 0x40) : h) << std::hex << h;
+  }
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f808000u)), 0x3f80);  // tie, even stays
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f818000u)), 0x3f82);  // tie, odd rounds up
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x7f7fffffu)), 0x7f80);  // max float rounds to Inf
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(QuantizeActivation, Q8KInvariants) {
+  std::mt19937 rng(3);
+  const int64_t n = 1024;
+  std::vector<float> x = random_activations(n, rng);
+  x[700] = -50.0f;  // the largest magnitude is negative in block 2
+  std::vector<quant::BlockQ8_K> q(n / QK_K);
+  quantize_activation_row(GGMLType::Q8_K, x.data(), q.data(), n);
+  for (int64_t b = 0; b < n / QK_K; ++b) {
+    for (int g = 0; g < 16; ++g) {
+      int s = 0;
+      for (int l = 0; l < 16; ++l) s += q[b].qs[16 * g + l];
+      EXPECT_EQ(q[b].bsums[g], s);
+    }
+    for (int j = 0; j < QK_K; ++j)
+      EXPECT_NEAR(q[b].d * q[b].qs[j], x[b * QK_K + j], std::fabs(q[b].d) * 0.5001f);
+  }
+  EXPECT_EQ(q[2].qs[700 - 512], -127);  // the extreme element maps to exactly -127
+  // An all-zero block yields d = 0 and zero sums, not NaN.
+  std::vector<float> z(QK_K, 0.0f);
+  quantize_activation_row(GGMLType::Q8_K, z.data(), q.data(), QK_K);
+  EXPECT_EQ(q[0].d, 0.0f);
+  EXPECT_EQ(q[0].bsums[5], 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class VecDot : public ::testing::TestWithParam<Case> {};
+
+TEST_P(VecDot, MatchesDequantizedDot) {
+  const auto [t, n] = GetParam();
+  std::mt19937 rng(uint32_t(t) * 7919u + uint32_t(n));
+  for (int rep = 0; rep < 4; ++rep) {
+    const std::vector<uint8_t> w = random_weights(t, n, rng);
+    const std::vector<float> x = random_activations(n, rng);
+    std::vector<float> wf(n);
+    dequantize_row(t, w.data(), wf.data(), n);
+
+    const GGMLType at = vec_dot_type(t);
+    std::vector<uint8_t> act(row_bytes(at, n));
+    quantize_activation_row(at, x.data(), act.data(), n);
+    const DecodedAct da = decode_activation(at, act, n);
+
+    double exact = 0, exact_abs = 0, tight = 0, tight_abs = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      exact += double(wf[i]) * x[i];
+      exact_abs += std::fabs(double(wf[i]) * x[i]);
+      tight += double(wf[i]) * da.a[i];
+      tight_abs += std::fabs(double(wf[i]) * da.a[i]);
+    }
+    // Q4_1/Q5_1: the kernel applies the min as m * s with the rounded s of the Q8_1 block.
+    for (size_t b = 0; b < da.s.size(); ++b) {
+      double sum_a = 0;
+      for (int j = 0; j < QK; ++j) sum_a += da.a[b * QK + j];
+      const double m = block_min(t, w, int64_t(b));
+      tight += m * (da.s[b] - sum_a);
+      tight_abs += std::fabs(m * da.s[b]);
+    }
+
+    const float got = vec_dot(t, w.data(), act.data(), n);
+    // Loose: the activation quantization budget (8-bit for Q8_*, 11/8-bit mantissas for
+    // F16/BF16, plain f32 rounding for F32).
+    const double loose = t == GGMLType::F32 ? 1e-5 : t == GGMLType::F16 ? 1e-3 : 1e-2;
+    EXPECT_NEAR(got, exact, loose * exact_abs + 1e-6) << type_name(t) << " n=" << n;
+    // Tight: same inputs as the kernel, so only f32 rounding of products and sums remains.
+    EXPECT_NEAR(got, tight, 2e-6 * tight_abs + 1e-6) << type_name(t) << " n=" << n;
+
+    // Every kernel the table can pick agrees with the scalar one up to float reassociation.
+    const float scalar = quant::scalar_kernel(t)(w.data(), act.data(), n);
+    const float best = quant::best_kernel(t)(w.data(), act.data(), n);
+    EXPECT_NEAR(best, scalar, 2e-6 * tight_abs + 1e-6) << type_name(t) << " n=" << n;
+    EXPECT_EQ(vec_dot_fn(t), quant::best_kernel(t));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, VecDot, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(type_name(info.param.t)) + "_" + std::to_string(info.param.n);
+                         });
