@@ -43,7 +43,7 @@ PROMPTS = [
     "東京は日本の首都です。人口は",
     "1, 2, 3, 5, 8, 13, 21,",
     "The square root of 144 is 12, and the square root of 169 is",
-    "SELECT customer_id, COUNT(*) AS n_orders\nFROM orders\n",
+    "SQL query to count orders per customer:\nSELECT",
     "<html>\n<head>\n  <title>My Page</title>\n</head>\n<body>\n",
     "Dear Sir or Madam,\n\nI am writing to",
     "Here are the three primary colors:\n-",
@@ -115,15 +115,15 @@ def teacher_forced(ref, model, text):
 
 
 def llama_perplexity(bindir, model, text):
-    cmd = [bindir / "llama-perplexity", "-m", model, "-f", text, "-c", N_CTX, "-t", THREADS]
+    # -v only makes the log show the graph (FLASH_ATTN_EXT nodes tell the resolved -fa auto setting)
+    cmd = [bindir / "llama-perplexity", "-m", model, "-f", text, "-c", N_CTX, "-t", THREADS, "-v"]
     r = sh(cmd)
     log = r.stdout + r.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", log)
     n = re.search(r"calculating perplexity over (\d+) chunks, n_ctx=(\d+), batch_size=(\d+), n_seq=(\d+)", log)
-    t = re.search(r"tokenization took .*?\n", log)
     assert m and n, log[-3000:]
     running = [float(x) for x in re.findall(r"\[\d+\]([0-9.]+)", log)]
-    fa = re.search(r"Flash Attention (enabled|not supported)", log)
+    fa_auto = re.search(r"flash_attn\s+= auto", log)
     return {
         "command": "llama-perplexity " + " ".join(str(c) for c in cmd[1:]).replace(str(ROOT) + "/", ""),
         "ppl": float(m.group(1)),
@@ -133,8 +133,9 @@ def llama_perplexity(bindir, model, text):
         "batch_size": int(n.group(3)),
         "n_seq": int(n.group(4)),
         "running_ppl": running,
-        "flash_attn": (fa.group(1) if fa else "unknown"),
-    }, t
+        "kv_cache_type": "f16 (default)",
+        "flash_attn": ("auto" if fa_auto else "?") + (" (enabled)" if "FLASH_ATTN_EXT" in log else " (disabled)"),
+    }
 
 
 def dump(obj):
@@ -169,7 +170,7 @@ def main():
     tokens, chunks, ref_ppl, flash_t = teacher_forced(ref, a.model, a.text)
     t_tf = time.time() - t
     t = time.time()
-    lp, _ = llama_perplexity(bindir, a.model, a.text)
+    lp = llama_perplexity(bindir, a.model, a.text)
     t_ppl = time.time() - t
 
     assert len(chunks) == lp["n_chunks"] == len(tokens) // N_CTX, (len(chunks), lp["n_chunks"])

@@ -140,6 +140,9 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
 
   // Count occurrences by sorting a copy of the window and walking runs: O(n log n) on a window
   // of ~64 tokens, instead of a vocab-sized count table that would need clearing every call.
+  // With penalty_last_n = -1 the window grows by one token per call; grow geometrically so that
+  // is amortized instead of an exact-size reallocation every call.
+  if (window_.capacity() < n) window_.reserve(std::max(n, 2 * window_.capacity()));
   window_.assign(recent.begin(), recent.end());
   std::sort(window_.begin(), window_.end());
 
@@ -257,7 +260,8 @@ float Sampler::nucleus_floor(std::span<const float> weights, double target) {
   // One pass accumulates mass per bucket; walking buckets from the top finds the one where the
   // mass crosses the target. Every token in or above it is a superset of the nucleus, and every
   // token below is worse than all of them, so apply_top_p on that superset (against the full
-  // total) gives exactly the same set as on the whole vocabulary.
+  // total) gives the same set as on the whole vocabulary. (Only if the two differently ordered
+  // sums disagree in the last bits right at the cut can it keep the whole crossing bucket.)
   constexpr int kShift = 18;
   constexpr size_t kBuckets = (0x3F800000u >> kShift) + 1;
   mass_hist_.assign(kBuckets, 0.0);  // sized once; later calls only clear (32 KiB)

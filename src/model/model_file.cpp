@@ -54,6 +54,17 @@ std::string hf_to_gguf_name(const std::string& hf_name, Arch arch) {
 }
 
 std::unique_ptr<ModelFile> ModelFile::open(const std::string& path) {
+  try {
+    return open_unchecked(path);
+  } catch (const Error& e) {
+    // Name the model in every message (readers already do; hyperparameter checks do not).
+    const std::string msg = e.what();
+    if (msg.find(path) != std::string::npos) throw;
+    throw Error(path + ": " + msg);
+  }
+}
+
+std::unique_ptr<ModelFile> ModelFile::open_unchecked(const std::string& path) {
   auto mf = std::unique_ptr<ModelFile>(new ModelFile());
   mf->path_ = path;
   struct stat st {};

@@ -30,6 +30,7 @@ class ModelFile {
   const TensorRef* find(std::string_view gguf_name) const;
 
  private:
+  static std::unique_ptr<ModelFile> open_unchecked(const std::string& path);
   std::string path_;
   std::unique_ptr<GGUFFile> gguf_;
   std::unique_ptr<SafetensorsSet> st_;

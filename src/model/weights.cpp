@@ -7,6 +7,14 @@ namespace squeeze {
 
 namespace {
 
+// Float weights are read through typed pointers, so they must sit at their natural alignment
+// (a GGUF with general.alignment 1 or a hand-made safetensors file could place them anywhere).
+void check_alignment(const std::string& path, const TensorRef& t) {
+  const size_t need = t.type == GGMLType::F32 ? 4 : (t.type == GGMLType::F16 || t.type == GGMLType::BF16) ? 2 : 1;
+  if (reinterpret_cast<uintptr_t>(t.data) % need != 0)
+    throw Error(fmt("%s: tensor '%s' data is misaligned for type %s", path.c_str(), t.name.c_str(), type_name(t.type)));
+}
+
 class Binder {
  public:
   Binder(ModelFile& f, ModelWeights& w) : f_(f), w_(w) {}
@@ -23,6 +31,7 @@ class Binder {
     if (!type_info(t->type).can_compute)
       throw Error(fmt("%s: tensor '%s' has type %s, which squeeze cannot compute with", f_.path().c_str(),
                       name.c_str(), type_name(t->type)));
+    check_alignment(f_.path(), *t);
     return t;
   }
 
@@ -37,6 +46,7 @@ class Binder {
                       (long long)t->n_elements(), (long long)n));
     if (!type_info(t->type).can_compute || t->ne[0] % type_info(t->type).block_elems != 0)
       throw Error(fmt("%s: tensor '%s' has unusable type %s", f_.path().c_str(), name.c_str(), type_name(t->type)));
+    check_alignment(f_.path(), *t);
     auto v = std::make_unique<std::vector<float>>(size_t(n));
     dequantize_row(t->type, t->data, v->data(), n);
     const float* p = v->data();

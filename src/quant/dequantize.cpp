@@ -1,8 +1,11 @@
 // Scalar dequantization. Every expression keeps the operation order of gguf-py's numpy code
 // (e.g. Q4_K computes (d*sc)*q - (dmin*m), not d*(sc*q) - ...), because float multiplication
-// is not associative and the reference tests compare bit for bit. The project compiles with
-// -std=c++20 (no GNU extensions), which makes GCC default to -ffp-contract=off, so a*b+c is
-// never silently fused into an FMA with different rounding.
+// is not associative and the reference tests compare bit for bit.
+//
+// Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
+// in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
+// attribute), so turn contraction off for this file. Explicit FMA intrinsics still work.
+#pragma GCC optimize("fp-contract=off")
 #include "quant/dequantize.h"
 
 #include <cstring>

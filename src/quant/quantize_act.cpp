@@ -2,6 +2,11 @@
 // _q8_1_ref, _q8_K_ref), reproduced operation for operation so that squeeze feeds its dot
 // products the same bytes llama.cpp's generic path does. (llama.cpp's x86 AVX quantize_row_q8_0
 // differs slightly: it rounds ties to even and scales by 127/amax instead of 1/d.)
+//
+// Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
+// in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
+// attribute), so turn contraction off for this file. Explicit FMA intrinsics still work.
+#pragma GCC optimize("fp-contract=off")
 #include <cmath>
 #include <cstring>
 

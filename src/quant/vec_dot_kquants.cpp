@@ -1,13 +1,18 @@
-// Scalar dot products of the K-quant weight formats with Q8_K activations, structured like
-// llama.cpp's generic kernels: unpack one 256-element super-block into plain int8 values,
-// take exact integer dot products per 16- or 32-element sub-block, weight them with the
-// sub-block's integer scale (still in integers), and only then scale by d_weight * d_act in
-// float. The weight's mins are applied through the activation's precomputed 16-element sums
+// Scalar dot products of the K-quant weight formats with Q8_K activations, computing what
+// llama.cpp's generic kernels compute: per 256-element super-block, the exact integer sum of
+// (sub-block scale * q) * q8, and only then one float scaling by d_weight * d_act. (Q2_K's
+// float step is llama.cpp's exactly; for Q3_K-Q6_K llama.cpp spreads the block sum over 8
+// float lanes first, so those agree with it to float rounding only.) The weight's mins are applied through the activation's precomputed 16-element sums
 // (bsums), as in llama.cpp: sum(min * a) = min * sum(a).
 //
-// The unpack loops are fixed-length shifts and masks, and the dot loops fixed-length int8
-// multiply-adds, so GCC -O3 vectorizes both without hints. Integer sums cannot overflow:
+// The unpack loops are fixed-length shifts and masks, and the dot loop one fixed-length int16 x
+// int8 multiply-add, so GCC -O3 vectorizes all of them without hints. Integer sums cannot overflow:
 // the largest is Q6_K's 16 sub-blocks * |scale| 128 * 16 * 32 * 128 < 2^31.
+//
+// Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
+// in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
+// attribute), so turn contraction off for this file. Explicit FMA intrinsics still work.
+#pragma GCC optimize("fp-contract=off")
 #include "quant/blocks.h"
 #include "quant/kernels.h"
 #include "util/fp16.h"
@@ -16,14 +21,20 @@ namespace squeeze::quant::scalar {
 
 namespace {
 
-// Integer dot products of `len`-element groups: out[g] = sum_l q[len*g + l] * q8[len*g + l].
-template <int kGroups, int kLen>
-inline void group_dots(const int8_t* q, const int8_t* q8, int32_t* out) {
-  for (int g = 0; g < kGroups; ++g) {
-    int32_t s = 0;
-    for (int l = 0; l < kLen; ++l) s += int32_t(q[kLen * g + l]) * int32_t(q8[kLen * g + l]);
-    out[g] = s;
-  }
+// Applies the sub-block scales to the unpacked values: w[e] = q[e] * scale[e / kLen]. The
+// products fit int16 for every K-quant (largest: Q6_K's 32 * 128), so the dot product with the
+// activation can then run as one long int16 x int8 reduction per super-block (pmaddwd on x86)
+// instead of 8 or 16 short ones; integer sums are exact, so the order does not matter.
+template <int kLen, typename S>
+inline void apply_scales(const int8_t* q, const S* scale, int16_t* w) {
+  for (int g = 0; g < QK_K / kLen; ++g)
+    for (int l = 0; l < kLen; ++l) w[kLen * g + l] = int16_t(q[kLen * g + l] * int(scale[g]));
+}
+
+inline int32_t dot256(const int16_t* w, const int8_t* q8) {
+  int32_t s = 0;
+  for (int e = 0; e < QK_K; ++e) s += int32_t(w[e]) * int32_t(q8[e]);
+  return s;
 }
 
 // Unpacks the 4-bit values of a Q4_K/Q5_K super-block: bytes 32*p .. 32*p+31 hold sub-block
@@ -55,13 +66,15 @@ float dot_q2_k(const void* w, const void* a, int64_t n) {
     for (int h = 0; h < 2; ++h)
       for (int j = 0; j < 4; ++j)
         for (int l = 0; l < 32; ++l) q[128 * h + 32 * j + l] = int8_t((x[i].qs[32 * h + l] >> (2 * j)) & 3);
-    int32_t dots[16];
-    group_dots<16, 16>(q, y[i].qs, dots);
-    int32_t isum = 0, summs = 0;
+    uint8_t sc[16];
+    int32_t summs = 0;
     for (int k = 0; k < 16; ++k) {
-      isum += int32_t(x[i].scales[k] & 15) * dots[k];
+      sc[k] = x[i].scales[k] & 15;
       summs += int32_t(x[i].scales[k] >> 4) * y[i].bsums[k];
     }
+    int16_t ws[QK_K];
+    apply_scales<16>(q, sc, ws);
+    const int32_t isum = dot256(ws, y[i].qs);
     const float dall = y[i].d * f16_to_f32(x[i].d);
     const float dmin = y[i].d * f16_to_f32(x[i].dmin);
     sumf += dall * float(isum) - dmin * float(summs);
@@ -86,10 +99,9 @@ float dot_q3_k(const void* w, const void* a, int64_t n) {
         }
     int8_t sc[16];
     q3k_scales(x[i].scales, sc);
-    int32_t dots[16];
-    group_dots<16, 16>(q, y[i].qs, dots);
-    int32_t isum = 0;
-    for (int k = 0; k < 16; ++k) isum += int32_t(sc[k]) * dots[k];
+    int16_t ws[QK_K];
+    apply_scales<16>(q, sc, ws);
+    const int32_t isum = dot256(ws, y[i].qs);
     sumf += (f16_to_f32(x[i].d) * y[i].d) * float(isum);
   }
   return sumf;
@@ -104,10 +116,9 @@ float dot_q4_k(const void* w, const void* a, int64_t n) {
     unpack_nibbles_k(x[i].qs, q);
     uint8_t sc[8], mn[8];
     for (int t = 0; t < 8; ++t) k_scale_min(x[i].scales, t, sc[t], mn[t]);
-    int32_t dots[8];
-    group_dots<8, 32>(q, y[i].qs, dots);
-    int32_t isum = 0;
-    for (int t = 0; t < 8; ++t) isum += int32_t(sc[t]) * dots[t];
+    int16_t ws[QK_K];
+    apply_scales<32>(q, sc, ws);
+    const int32_t isum = dot256(ws, y[i].qs);
     const float d = f16_to_f32(x[i].d) * y[i].d;
     const float dmin = f16_to_f32(x[i].dmin) * y[i].d;
     sumf += d * float(isum) - dmin * float(k_min_sum(mn, y[i].bsums));
@@ -127,10 +138,9 @@ float dot_q5_k(const void* w, const void* a, int64_t n) {
       for (int l = 0; l < 32; ++l) q[32 * t + l] = int8_t(q[32 * t + l] | (((x[i].qh[l] >> t) & 1) << 4));
     uint8_t sc[8], mn[8];
     for (int t = 0; t < 8; ++t) k_scale_min(x[i].scales, t, sc[t], mn[t]);
-    int32_t dots[8];
-    group_dots<8, 32>(q, y[i].qs, dots);
-    int32_t isum = 0;
-    for (int t = 0; t < 8; ++t) isum += int32_t(sc[t]) * dots[t];
+    int16_t ws[QK_K];
+    apply_scales<32>(q, sc, ws);
+    const int32_t isum = dot256(ws, y[i].qs);
     const float d = f16_to_f32(x[i].d) * y[i].d;
     const float dmin = f16_to_f32(x[i].dmin) * y[i].d;
     sumf += d * float(isum) - dmin * float(k_min_sum(mn, y[i].bsums));
@@ -153,10 +163,9 @@ float dot_q6_k(const void* w, const void* a, int64_t n) {
           const int hi2 = (x[i].qh[32 * h + l] >> (2 * g)) & 3;
           q[128 * h + 32 * g + l] = int8_t((lo4 | (hi2 << 4)) - 32);
         }
-    int32_t dots[16];
-    group_dots<16, 16>(q, y[i].qs, dots);
-    int32_t isum = 0;
-    for (int k = 0; k < 16; ++k) isum += int32_t(x[i].scales[k]) * dots[k];
+    int16_t ws[QK_K];
+    apply_scales<16>(q, x[i].scales, ws);
+    const int32_t isum = dot256(ws, y[i].qs);
     sumf += (f16_to_f32(x[i].d) * y[i].d) * float(isum);
   }
   return sumf;

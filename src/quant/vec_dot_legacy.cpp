@@ -9,6 +9,11 @@
 // The float kernels keep kLanes independent partial sums (vectorizable without -ffast-math,
 // since each lane is a separate serial sum); llama.cpp's F16/F32 SIMD paths also sum in lanes,
 // so those results match it only to rounding.
+//
+// Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
+// in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
+// attribute), so turn contraction off for this file. Explicit FMA intrinsics still work.
+#pragma GCC optimize("fp-contract=off")
 #include <cstring>
 
 #include "quant/blocks.h"

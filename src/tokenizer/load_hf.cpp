@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/hf_json.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
@@ -215,9 +216,11 @@ int32_t checked_id(const json& x, size_t limit, const char* what) {
 std::unique_ptr<Tokenizer> load(const std::string& dir) {
   const std::string tj_path = dir + "/tokenizer.json";
   if (!file_exists(tj_path)) throw Error(fmt("%s: no tokenizer.json in this folder", dir.c_str()));
-  json tj = read_json(tj_path);
-  const json& model = tj.at("model");
-  std::string mtype = str_or(model, "type", model.contains("merges") ? "BPE" : "");
+  HfTokenizerJson doc = parse_tokenizer_json(read_text_file(tj_path), tj_path);
+  const json& tj = doc.rest;
+  if (!tj.contains("model") || !tj["model"].is_object()) throw Error("no \"model\" object");
+  const json& model = tj["model"];
+  std::string mtype = str_or(model, "type", doc.has_merges ? "BPE" : "");
   if (mtype != "BPE")
     throw Error(fmt("tokenizer.json model type '%s' is not supported (only BPE)", mtype.c_str()));
   if (!str_or(model, "continuing_subword_prefix", "").empty() ||
@@ -229,18 +232,22 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
   TokenizerSpec spec;
   Vocab& v = spec.vocab;
   const size_t kMaxTokens = size_t(1) << 26;  // far above any real vocabulary; bounds memory
-  const json& vocab = model.at("vocab");
+  if (!doc.has_vocab) throw Error("model.vocab is missing");
+  if (!doc.has_merges) throw Error("model.merges is missing");
   const json empty = json::array();
   const json& added = tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : empty;
   size_t n = 0;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it)
-    n = std::max(n, size_t(checked_id(it.value(), kMaxTokens, "vocab")) + 1);
+  for (const auto& [text, id] : doc.vocab) {
+    if (id < 0 || uint64_t(id) >= kMaxTokens) throw Error(fmt("vocab id %lld is out of range", (long long)id));
+    n = std::max(n, size_t(id) + 1);
+  }
   for (const json& a : added) n = std::max(n, size_t(checked_id(a.at("id"), kMaxTokens, "added token")) + 1);
   v.tokens.assign(n, std::string());
   v.types.assign(n, TokenType::normal);
   v.lstrip.assign(n, 0);
   v.rstrip.assign(n, 0);
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) v.tokens[size_t(it.value().get<int64_t>())] = it.key();
+  v.unicode_strip = true;
+  for (auto& [text, id] : doc.vocab) v.tokens[size_t(id)] = std::move(text);
   spec.bpe.byte_fallback = bool_or(model, "byte_fallback", false);
   if (spec.bpe.byte_fallback)
     for (size_t i = 0; i < n; i++)
@@ -257,7 +264,7 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
   json mcfg = file_exists(dir + "/config.json") ? read_json(dir + "/config.json") : json::object();
   json gcfg = file_exists(dir + "/generation_config.json") ? read_json(dir + "/generation_config.json") : json::object();
   std::string unk = str_or(model, "unk_token", "");
-  v.finalize();  // builds the lookup; special ids are resolved below and checked again
+  v.build_index();  // special ids are looked up by text below
   v.unk = unk.empty() ? -1 : v.find(unk);
   v.bos = config_token(cfg, "bos_token", v);
   v.eos = config_token(cfg, "eos_token", v);
@@ -275,22 +282,11 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
   spec.model = TokenizerSpec::Model::bpe;
   spec.bpe.ignore_merges = bool_or(model, "ignore_merges", false);
   spec.bpe.fuse_unk = bool_or(model, "fuse_unk", false);
-  const json& merges = model.at("merges");
-  spec.bpe.merges.reserve(merges.size());
-  int32_t rank = 0;
-  for (const json& m : merges) {
-    if (m.is_array() && m.size() == 2) {
-      spec.bpe.add_merge(v, m[0].get<std::string>(), m[1].get<std::string>(), rank);
-    } else if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos) throw Error(fmt("merge '%s' has no space", s.c_str()));
-      spec.bpe.add_merge(v, std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1), rank);
-    } else {
-      throw Error("a merge is neither \"a b\" nor [a, b]");
-    }
-    rank++;
-  }
+  if (doc.merges.size() > size_t(std::numeric_limits<int32_t>::max())) throw Error("too many merges");
+  spec.bpe.merges.reserve(doc.merges.size());
+  for (size_t rank = 0; rank < doc.merges.size(); rank++)
+    spec.bpe.add_merge(v, doc.merges[rank].first, doc.merges[rank].second, int32_t(rank));
+  doc.merges.clear();
 
   bool byte_level = false, strip = false;
   read_normalizer(tj.value("normalizer", json()), spec.normalizers);

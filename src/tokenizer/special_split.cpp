@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "tokenizer/unicode.h"
 #include "util/error.h"
 
 namespace squeeze::tok {
@@ -11,11 +12,37 @@ namespace {
 
 uint64_t key(int32_t node, uint8_t byte) { return (uint64_t(uint32_t(node)) << 8) | byte; }
 
-// llama.cpp strips with isspace() in the C locale.
-bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+bool is_unicode_space(uint32_t cp) {
+  return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000;
+}
+
+// Byte length of the whitespace character starting at text[i], or 0.
+size_t space_at(std::string_view text, size_t i, bool unicode) {
+  if (!unicode) return is_ascii_space(text[i]) ? 1 : 0;
+  size_t len = utf8_valid_len(text.data() + i, text.size() - i);
+  return len && is_unicode_space(utf8_decode(text.data() + i, len)) ? len : 0;
+}
+
+// Byte length of the whitespace character ending just before text[i], or 0.
+size_t space_before(std::string_view text, size_t i, bool unicode) {
+  if (!unicode) return is_ascii_space(text[i - 1]) ? 1 : 0;
+  for (size_t len = 1; len <= 3 && len <= i; len++)
+    if ((uint8_t(text[i - len]) & 0xC0) != 0x80) return space_at(text, i - len, true) == len ? len : 0;
+  return 0;
+}
 
 // Byte states while replaying the matches.
 enum : uint8_t { kRaw = 0, kTaken = 1, kStripped = 2 };
+
+bool all_raw(const std::vector<uint8_t>& state, size_t b, size_t e) {
+  for (size_t i = b; i < e; i++)
+    if (state[i] != kRaw) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -100,12 +127,17 @@ std::vector<Fragment> SpecialSplitter::split(std::string_view text, bool parse_s
       }
       for (size_t k = p; k < p + len; k++) state[k] = kTaken;
       taken.emplace_back(p, id);
+      const bool uni = vocab_.unicode_strip;
       if (vocab_.lstrip[size_t(id)])
-        for (size_t k = p; k > 0 && state[k - 1] == kRaw && is_space(text[k - 1]); k--)
-          state[k - 1] = kStripped;
+        for (size_t k = p, w; k > 0 && (w = space_before(text, k, uni)) > 0; k -= w) {
+          if (!all_raw(state, k - w, k)) break;
+          std::fill(state.begin() + long(k - w), state.begin() + long(k), kStripped);
+        }
       if (vocab_.rstrip[size_t(id)])
-        for (size_t k = p + len; k < text.size() && state[k] == kRaw && is_space(text[k]); k++)
-          state[k] = kStripped;
+        for (size_t k = p + len, w; k < text.size() && (w = space_at(text, k, uni)) > 0; k += w) {
+          if (!all_raw(state, k, k + w)) break;
+          std::fill(state.begin() + long(k), state.begin() + long(k + w), kStripped);
+        }
       p += len;  // the next occurrence of this token cannot overlap this one
     }
   }

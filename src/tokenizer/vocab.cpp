@@ -19,7 +19,52 @@ const char* const kEotTexts[] = {
     "<｜end▁of▁sentence｜>", "<end_of_utterance>",
 };
 
+uint64_t hash_text(std::string_view s) {
+  // FNV-1a: tokens are short, and this needs no tuning to spread them well.
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ uint8_t(c)) * 1099511628211ull;
+  return h ^ (h >> 29);
+}
+
 }  // namespace
+
+int32_t Vocab::find(std::string_view text) const {
+  if (slots_.empty()) return -1;
+  uint64_t h = hash_text(text);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.id < 0) return -1;
+    if (s.hash == uint32_t(h >> 32) && tokens[size_t(s.id)] == text) return s.id;
+  }
+}
+
+void Vocab::build_index() {
+  const size_t n = tokens.size();
+  // llama.cpp renames empty tokens so that no fragment can ever match them.
+  for (size_t i = 0; i < n; i++)
+    if (tokens[i].empty()) tokens[i] = "[EMPTY_" + std::to_string(i) + "]";
+
+  size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;  // load factor <= 1/2 keeps probe runs short
+  slots_.assign(cap, Slot{0, -1});
+  mask_ = cap - 1;
+  for (size_t id = 0; id < n; id++) {
+    uint64_t h = hash_text(tokens[id]);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.id < 0) {
+        s = Slot{uint32_t(h >> 32), int32_t(id)};
+        break;
+      }
+      // Later duplicates win, as in llama.cpp's token_to_id[word] = i.
+      if (s.hash == uint32_t(h >> 32) && tokens[size_t(s.id)] == tokens[id]) {
+        s.id = int32_t(id);
+        break;
+      }
+    }
+  }
+  indexed_ = n;
+}
 
 void Vocab::finalize() {
   const size_t n = tokens.size();
@@ -27,15 +72,7 @@ void Vocab::finalize() {
   if (!scores.empty() && scores.size() != n) scores.resize(n, 0.0f);
   lstrip.resize(n, 0);
   rstrip.resize(n, 0);
-
-  // llama.cpp renames empty tokens so that no fragment can ever match them.
-  for (size_t i = 0; i < n; i++)
-    if (tokens[i].empty()) tokens[i] = "[EMPTY_" + std::to_string(i) + "]";
-
-  to_id_.clear();
-  to_id_.reserve(n);
-  // Later duplicates win, as in llama.cpp's token_to_id[word] = i.
-  for (size_t i = 0; i < n; i++) to_id_[std::string_view(tokens[i])] = int32_t(i);
+  if (indexed_ != n || slots_.empty()) build_index();
 
   for (int32_t* id : {&bos, &eos, &unk, &pad, &eot, &eom})
     if (!valid(*id)) *id = -1;

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -29,20 +28,24 @@ struct Vocab {
   // Added-token attributes (HF lstrip/rstrip; llama.cpp sets rstrip on Phi-3's special tokens):
   // whitespace next to a matched special token is dropped from the text.
   std::vector<uint8_t> lstrip, rstrip;
+  // Which whitespace lstrip/rstrip remove: llama.cpp uses C isspace() (ASCII), HF tokenizers
+  // char::is_whitespace (Unicode White_Space, e.g. also U+00A0 and U+3000).
+  bool unicode_strip = false;
 
   int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1, eom = -1;
   std::unordered_set<int32_t> eog;  // end-of-generation ids; filled by finalize()
 
-  // Builds the lookup tables; call once after tokens/types/special ids are final (the map keys
-  // point into `tokens`, which must not change afterwards). Invalid special ids become -1.
+  // The text -> id index; find() works after this. Loaders that must look tokens up before the
+  // special ids are known call it early; finalize() calls it otherwise. `tokens` must not change
+  // afterwards.
+  void build_index();
+  // Completes the vocabulary once tokens, types and special ids are set: EOG set, byte tokens,
+  // special-token candidates. Invalid special ids become -1.
   void finalize();
 
   int32_t size() const { return int32_t(tokens.size()); }
   bool valid(int32_t id) const { return id >= 0 && id < size(); }
-  int32_t find(std::string_view text) const {
-    auto it = to_id_.find(text);
-    return it == to_id_.end() ? -1 : it->second;
-  }
+  int32_t find(std::string_view text) const;
   TokenType type(int32_t id) const { return types[size_t(id)]; }
   float score(int32_t id) const { return scores.empty() ? 0.0f : scores[size_t(id)]; }
   // The "<0xHH>" token of a byte, or -1.
@@ -52,7 +55,15 @@ struct Vocab {
   const std::vector<int32_t>& special_candidates() const { return special_candidates_; }
 
  private:
-  std::unordered_map<std::string_view, int32_t> to_id_;
+  // text -> id: open addressing over (hash, id) slots. Lookups are the inner loop of both
+  // loading (merges) and SPM encoding; a node-based map costs a pointer chase per probe.
+  struct Slot {
+    uint32_t hash;
+    int32_t id;  // -1: empty
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t indexed_ = 0;  // tokens.size() when the index was built
   std::array<int32_t, 256> byte_tokens_{};
   std::vector<int32_t> special_candidates_;
 };
