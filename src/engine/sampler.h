@@ -26,8 +26,10 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
 
-  // history: the tokens so far (prompt and generated) the penalties look at.
-  // logits is modified in place (it is scratch for the processors).
+  // history: the tokens so far (prompt and generated) the penalties look at. Penalties apply in
+  // greedy mode too (as in llama.cpp / vLLM / HF); with default params they are off.
+  // logits is modified in place (it is scratch for the processors). Returns -1 for empty logits;
+  // a row with no finite logit returns argmax's answer (0) rather than drawing.
   int32_t sample(std::span<float> logits, std::span<const int32_t> history);
 
   const SamplingParams& params() const { return params_; }

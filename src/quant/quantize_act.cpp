@@ -5,8 +5,7 @@
 //
 // Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
 // in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
-// attribute), so turn contraction off for this file. Explicit FMA intrinsics still work.
-#pragma GCC optimize("fp-contract=off")
+// attribute), so CMakeLists.txt builds with -ffp-contract=off. Explicit FMA intrinsics still work.
 #include <cmath>
 #include <cstring>
 

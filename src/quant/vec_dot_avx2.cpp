@@ -4,6 +4,7 @@
 // The legacy-format kernels compute the same exact integer sum per block as the scalar ones,
 // but accumulate the scaled block sums in 8 float lanes with FMA (as llama.cpp's AVX2 code
 // does), so results differ from the scalar kernels by float reassociation only.
+#include <cpuid.h>
 #include "quant/avx2_common.h"
 #include "quant/blocks.h"
 #include "quant/kernels.h"
@@ -133,9 +134,13 @@ SQZ_AVX2 float dot_q5_1(const void* w, const void* a, int64_t n) {
 }  // namespace
 
 bool supported() {
-  // Decided once; __builtin_cpu_supports reads the CPUID data libgcc collected at startup.
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
+  // Decided once. __builtin_cpu_supports covers AVX2/FMA (including the OS saving YMM state);
+  // F16C is read from CPUID leaf 1 directly because clang does not know that feature name.
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+  }();
   return ok;
 }
 

@@ -55,7 +55,7 @@ def _generate(squeeze_bin, model, n, prompt=None, prompt_ids=None):
         cmd += ["--prompt-ids", " ".join(map(str, prompt_ids))]
     else:
         cmd += [prompt]
-    r = run(cmd, timeout=600)
+    r = run(cmd, timeout=600, text=True)
     _check(r, "squeeze run")
     return _ids(r.stdout, "squeeze run --output-ids")
 
@@ -123,7 +123,7 @@ def squeeze_ppl(ref, squeeze_bin, default_model, tmp_path_factory):
     ppl = ref["perplexity"]
     top1_path = tmp_path_factory.mktemp("ppl") / "top1.txt"
     r = run([squeeze_bin, "perplexity", "-m", default_model, "-f", ROOT / ppl["text"], "-c", ppl["n_ctx"],
-             "--chunks", ppl["n_chunks"], "--top1-out", top1_path])
+             "--chunks", ppl["n_chunks"], "--top1-out", top1_path], text=True)
     _check(r, "squeeze perplexity")
     lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
     assert lines and lines[-1].startswith("PPL = "), f"last stdout line is not 'PPL = <value>': {lines[-1:]}"
