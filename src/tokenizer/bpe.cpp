@@ -6,40 +6,6 @@
 
 namespace squeeze::tok {
 
-void MergeTable::reserve(size_t n) {
-  size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;  // load factor <= 1/2
-  if (cap <= slots_.size()) return;
-  std::vector<Entry> old = std::move(slots_);
-  slots_.assign(cap, Entry{0, -1, -1});
-  mask_ = cap - 1;
-  size_ = 0;
-  for (const Entry& e : old)
-    if (e.rank >= 0) insert(e.key, e.rank, e.result);
-}
-
-bool MergeTable::insert(uint64_t key, int32_t rank, int32_t result) {
-  if (2 * (size_ + 1) > slots_.size()) reserve(2 * (size_ + 1));
-  for (size_t i = slot_of(key, mask_);; i = (i + 1) & mask_) {
-    Entry& e = slots_[i];
-    if (e.rank < 0) {
-      e = Entry{key, rank, result};
-      size_++;
-      return true;
-    }
-    if (e.key == key) return false;
-  }
-}
-
-const MergeTable::Entry* MergeTable::find(uint64_t key) const {
-  if (slots_.empty()) return nullptr;
-  for (size_t i = slot_of(key, mask_);; i = (i + 1) & mask_) {
-    const Entry& e = slots_[i];
-    if (e.rank < 0) return nullptr;
-    if (e.key == key) return &e;
-  }
-}
-
 bool BpeModel::add_merge(const Vocab& vocab, std::string_view left, std::string_view right,
                          int32_t rank) {
   int32_t a = vocab.find(left), b = vocab.find(right);
@@ -130,9 +96,9 @@ void bpe_encode(std::string_view piece, const Vocab& vocab, const BpeModel& mode
     if (l < 0 || r < 0) return;
     int32_t a = sym[size_t(l)].id, b = sym[size_t(r)].id;
     if (a < 0 || b < 0) return;
-    const MergeTable::Entry* e = model.merges.find(BpeModel::key(a, b));
+    const FlatMap64::Entry* e = model.merges.find(BpeModel::key(a, b));
     if (!e) return;
-    queue.push({e->rank, l, r, a, b, e->result});
+    queue.push({e->a, l, r, a, b, e->b});
   };
   for (int32_t i = 1; i < int32_t(sym.size()); i++) try_add(i - 1, i);
 

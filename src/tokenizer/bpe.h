@@ -9,39 +9,15 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/flat_map.h"
 #include "tokenizer/vocab.h"
 
 namespace squeeze::tok {
 
-// (left id, right id) -> (rank, merged id), open addressing: BPE looks a pair up for every
-// adjacent symbol pair, and Gemma-size tables hold half a million merges.
-class MergeTable {
- public:
-  struct Entry {
-    uint64_t key;
-    int32_t rank;  // -1: empty slot
-    int32_t result;
-  };
-  void reserve(size_t n);
-  bool insert(uint64_t key, int32_t rank, int32_t result);  // false: key present (kept as is)
-  const Entry* find(uint64_t key) const;
-  size_t size() const { return size_; }
-
- private:
-  static size_t slot_of(uint64_t key, size_t mask) {
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdull;
-    key ^= key >> 33;
-    return size_t(key) & mask;
-  }
-  std::vector<Entry> slots_;
-  size_t mask_ = 0, size_ = 0;
-};
-
 struct BpeModel {
   // A merge whose parts or result are not tokens could never produce a token, so the loaders
   // leave it out.
-  MergeTable merges;
+  FlatMap64 merges;  // (left id << 32 | right id) -> {rank, merged id}
   bool ignore_merges = false;  // a piece that is a token as a whole is emitted as it is
   bool byte_fallback = false;  // HF: a character not in the vocabulary becomes <0xHH> tokens
   bool fuse_unk = false;       // HF: consecutive unknown characters share one unk token

@@ -21,7 +21,7 @@ namespace {
 struct PreType {
   std::vector<const char*> names;
   std::vector<const char*> regexes;
-  bool llama3 = false;  // ignore_merges and BOS on by default
+  bool llama3 = false;  // ignore_merges and BOS on by default (llama3 family, tekken)
 };
 
 // llama.cpp's spelling of the llama3 regex: the case-insensitive contraction group is written
@@ -34,15 +34,19 @@ const char* const kQwen2 =
     "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kGpt2 =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+// Tekken and GPT-4o style: llama.cpp's rewrite of the tokenizer.json regexes, with lookaheads in
+// place of the upper/lower-case letter classes. PCRE2 could run the originals, but parity with
+// llama.cpp on GGUF files means running what it runs.
 const char* const kTekken =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
-    "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?"
+    "((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+#define SQZ_CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 const char* const kGpt4o =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
-    "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}|"
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+" SQZ_CONTRACTIONS
+    "?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*" SQZ_CONTRACTIONS
+    "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+#undef SQZ_CONTRACTIONS
 
 const std::vector<PreType>& pre_types() {
   static const std::vector<PreType> types = {
@@ -50,18 +54,20 @@ const std::vector<PreType>& pre_types() {
        {"[\\p{P}\\$\\+<=>\\^~\\|]+",
         "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
         "\\p{N}+", "[0-9][0-9][0-9]"}},
-      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"},
+      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+        "jina-v5-nano"},
        {kLlama3},
        true},
       {{"dbrx", "smaug-bpe"}, {kLlama3}},
-      {{"qwen2", "deepseek-r1-qwen", "megrez"}, {kQwen2}},
-      {{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es",
-        "jina-v2-de", "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais"},
+      {{"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2"}, {kQwen2}},
+      {{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
+        "mellum", "modern-bert", "mpt", "olmo", "jais", "exaone4", "trillion", "granite-docling"},
        {kGpt2}},
-      {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"},
+      {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b",
+        "mellum2"},
        {"\\p{N}", kGpt2}},
-      {{"tekken"}, {kTekken}},
-      {{"gpt-4o", "llama4"}, {kGpt4o}},
+      {{"tekken"}, {kTekken}, true},
+      {{"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}, {kGpt4o}},
   };
   return types;
 }
@@ -76,10 +82,11 @@ const PreType& find_pre_type(const std::string& pre) {
   throw Error(fmt("unknown tokenizer.ggml.pre '%s' (supported: %s)", pre.c_str(), known.c_str()));
 }
 
-int32_t read_id(const GGUFFile& f, const char* key, int32_t def) {
+// A special token id; like llama.cpp, a value outside the vocabulary keeps the default (which
+// Vocab::finalize drops if it is outside too).
+int32_t read_id(const GGUFFile& f, const char* key, int32_t def, size_t n_tokens) {
   std::optional<int64_t> v = f.get_int(key);
-  if (!v) return def;
-  if (*v < 0 || *v > std::numeric_limits<int32_t>::max()) return -1;
+  if (!v || *v < 0 || uint64_t(*v) >= n_tokens) return def;
   return int32_t(*v);
 }
 
@@ -145,9 +152,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& f) {
   std::string pre = f.get_string("tokenizer.ggml.pre").value_or("");
   const PreType* pre_type = nullptr;
   if (spm) {
-    v.bos = read_id(f, "tokenizer.ggml.bos_token_id", 1);
-    v.eos = read_id(f, "tokenizer.ggml.eos_token_id", 2);
-    v.unk = read_id(f, "tokenizer.ggml.unknown_token_id", 0);
+    v.bos = read_id(f, "tokenizer.ggml.bos_token_id", 1, n);
+    v.eos = read_id(f, "tokenizer.ggml.eos_token_id", 2, n);
+    v.unk = read_id(f, "tokenizer.ggml.unknown_token_id", 0, n);
     spec.add_bos = true;
   } else {
     if (pre.empty()) {
@@ -155,18 +162,25 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GGUFFile& f) {
       pre = "default";
     }
     pre_type = &find_pre_type(pre);
-    v.bos = read_id(f, "tokenizer.ggml.bos_token_id", 11);
-    v.eos = read_id(f, "tokenizer.ggml.eos_token_id", 11);
-    v.unk = read_id(f, "tokenizer.ggml.unknown_token_id", -1);
+    v.bos = read_id(f, "tokenizer.ggml.bos_token_id", 11, n);
+    v.eos = read_id(f, "tokenizer.ggml.eos_token_id", 11, n);
+    v.unk = read_id(f, "tokenizer.ggml.unknown_token_id", -1, n);
     spec.add_bos = pre_type->llama3;
   }
-  v.pad = read_id(f, "tokenizer.ggml.padding_token_id", -1);
-  v.eot = read_id(f, "tokenizer.ggml.eot_token_id", -1);
-  v.eom = read_id(f, "tokenizer.ggml.eom_token_id", -1);
+  v.pad = read_id(f, "tokenizer.ggml.padding_token_id", -1, n);
+  v.eot = read_id(f, "tokenizer.ggml.eot_token_id", -1, n);
+  v.eom = read_id(f, "tokenizer.ggml.eom_token_id", -1, n);
+  // FIM ids (and their deprecated key names) matter here only as end-of-generation tokens.
+  v.fim_pre = read_id(f, "tokenizer.ggml.fim_pre_token_id", read_id(f, "tokenizer.ggml.prefix_token_id", -1, n), n);
+  v.fim_suf = read_id(f, "tokenizer.ggml.fim_suf_token_id", read_id(f, "tokenizer.ggml.suffix_token_id", -1, n), n);
+  v.fim_mid = read_id(f, "tokenizer.ggml.fim_mid_token_id", read_id(f, "tokenizer.ggml.middle_token_id", -1, n), n);
+  v.fim_pad = read_id(f, "tokenizer.ggml.fim_pad_token_id", -1, n);
+  v.fim_rep = read_id(f, "tokenizer.ggml.fim_rep_token_id", -1, n);
+  v.fim_sep = read_id(f, "tokenizer.ggml.fim_sep_token_id", -1, n);
   spec.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(spec.add_bos);
   spec.add_eos = f.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
   bool add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
-  v.finalize();
+  v.finalize(Vocab::SpecialRules::llama_cpp);
   apply_name_attributes(f, v);
 
   if (spec.add_bos) {

@@ -14,9 +14,8 @@
 #include "util/error.h"
 #include "util/mapped_file.h"
 
-namespace squeeze {
+namespace squeeze::tok {
 
-using namespace tok;
 using json = nlohmann::json;
 
 namespace {
@@ -26,11 +25,27 @@ bool file_exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-json read_json(const std::string& path) {
-  std::string text = read_text_file(path);
+// A companion file's JSON object; {} when the text is empty (file absent).
+json parse_object(const std::string& text, const char* name) {
+  if (text.empty()) return json::object();
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(fmt("%s: not valid JSON", path.c_str()));
+  if (j.is_discarded() || !j.is_object()) throw Error(fmt("%s is not a JSON object", name));
   return j;
+}
+
+std::string read_if_exists(const std::string& path) {
+  return file_exists(path) ? read_text_file(path) : std::string();
+}
+
+// An integer field. nlohmann would convert a float such as 1e30 with undefined behavior, so
+// anything but an integer in range is an error here. Unsigned values beyond int64 become -1.
+int64_t json_int(const json& x, const char* what) {
+  if (x.is_number_unsigned()) {
+    uint64_t u = x.get<uint64_t>();
+    return u <= uint64_t(std::numeric_limits<int64_t>::max()) ? int64_t(u) : -1;
+  }
+  if (!x.is_number_integer()) throw Error(fmt("%s is not an integer", what));
+  return x.get<int64_t>();
 }
 
 std::string str_or(const json& j, const char* key, const std::string& def) {
@@ -145,8 +160,8 @@ void read_post_processor(const json& j, const Vocab& v, std::vector<int32_t>& pr
       std::string name = item.at("SpecialToken").at("id").get<std::string>();
       if (!specials.contains(name)) throw Error(fmt("TemplateProcessing names unknown token '%s'", name.c_str()));
       for (const json& id : specials.at(name).at("ids")) {
-        int64_t x = id.get<int64_t>();
-        if (!v.valid(int32_t(x)) || x > std::numeric_limits<int32_t>::max())
+        int64_t x = json_int(id, "a TemplateProcessing id");
+        if (x < 0 || x > std::numeric_limits<int32_t>::max() || !v.valid(int32_t(x)))
           throw Error(fmt("TemplateProcessing token '%s' has id %lld outside the vocabulary",
                           name.c_str(), (long long)x));
         (seen_text ? suffix : prefix).push_back(int32_t(x));
@@ -154,8 +169,8 @@ void read_post_processor(const json& j, const Vocab& v, std::vector<int32_t>& pr
     }
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
     auto id_of = [&](const char* key) {
-      int64_t x = j.at(key).at(1).get<int64_t>();
-      if (!v.valid(int32_t(x))) throw Error(fmt("%s %s id outside the vocabulary", type.c_str(), key));
+      int64_t x = json_int(j.at(key).at(1), "a post-processor id");
+      if (x < 0 || x > std::numeric_limits<int32_t>::max() || !v.valid(int32_t(x))) throw Error(fmt("%s %s id outside the vocabulary", type.c_str(), key));
       return int32_t(x);
     };
     prefix.push_back(id_of("cls"));
@@ -175,7 +190,8 @@ void read_decoder(const json& j, bool& byte_level, bool& strip) {
   } else if (type == "ByteLevel") {
     byte_level = true;
   } else if (type == "Strip") {
-    if (str_or(j, "content", "") == " " && j.value("start", 0) >= 1) strip = true;
+    if (str_or(j, "content", "") == " " && j.contains("start") && json_int(j["start"], "Strip start") >= 1)
+      strip = true;
   } else if (type == "Metaspace") {
     if (read_prepend_scheme(j) != PreTokenizer::Prepend::never) strip = true;
   }
@@ -198,9 +214,9 @@ std::vector<int32_t> config_ids(const json& cfg, const char* key) {
   auto it = cfg.find(key);
   if (it == cfg.end()) return ids;
   auto add = [&](const json& x) {
-    if (x.is_number_integer() && x.get<int64_t>() >= 0 &&
-        x.get<int64_t>() <= std::numeric_limits<int32_t>::max())
-      ids.push_back(int32_t(x.get<int64_t>()));
+    if (!x.is_number_integer()) return;  // also covers unsigned
+    int64_t v = json_int(x, key);
+    if (v >= 0 && v <= std::numeric_limits<int32_t>::max()) ids.push_back(int32_t(v));
   };
   if (it->is_array()) for (const json& x : *it) add(x);
   else add(*it);
@@ -208,15 +224,13 @@ std::vector<int32_t> config_ids(const json& cfg, const char* key) {
 }
 
 int32_t checked_id(const json& x, size_t limit, const char* what) {
-  int64_t id = x.get<int64_t>();
+  int64_t id = json_int(x, what);
   if (id < 0 || uint64_t(id) >= limit) throw Error(fmt("%s id %lld is out of range", what, (long long)id));
   return int32_t(id);
 }
 
-std::unique_ptr<Tokenizer> load(const std::string& dir) {
-  const std::string tj_path = dir + "/tokenizer.json";
-  if (!file_exists(tj_path)) throw Error(fmt("%s: no tokenizer.json in this folder", dir.c_str()));
-  HfTokenizerJson doc = parse_tokenizer_json(read_text_file(tj_path), tj_path);
+std::unique_ptr<Tokenizer> tokenizer_from_hf_json(const HfFiles& files) {
+  HfTokenizerJson doc = parse_tokenizer_json(files.tokenizer, "tokenizer.json");
   const json& tj = doc.rest;
   if (!tj.contains("model") || !tj["model"].is_object()) throw Error("no \"model\" object");
   const json& model = tj["model"];
@@ -231,7 +245,7 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
 
   TokenizerSpec spec;
   Vocab& v = spec.vocab;
-  const size_t kMaxTokens = size_t(1) << 26;  // far above any real vocabulary; bounds memory
+  const size_t kMaxTokens = size_t(1) << 22;  // 4M: far above any real vocabulary; bounds memory
   if (!doc.has_vocab) throw Error("model.vocab is missing");
   if (!doc.has_merges) throw Error("model.merges is missing");
   const json empty = json::array();
@@ -253,16 +267,16 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
     for (size_t i = 0; i < n; i++)
       if (parse_byte_token(v.tokens[i]) >= 0) v.types[i] = TokenType::byte;
   for (const json& a : added) {
-    size_t id = size_t(a.at("id").get<int64_t>());
+    size_t id = size_t(json_int(a.at("id"), "added token id"));  // range-checked above
     v.tokens[id] = a.at("content").get<std::string>();
     v.types[id] = bool_or(a, "special", false) ? TokenType::control : TokenType::user_defined;
     v.lstrip[id] = bool_or(a, "lstrip", false);
     v.rstrip[id] = bool_or(a, "rstrip", false);
   }
 
-  json cfg = file_exists(dir + "/tokenizer_config.json") ? read_json(dir + "/tokenizer_config.json") : json::object();
-  json mcfg = file_exists(dir + "/config.json") ? read_json(dir + "/config.json") : json::object();
-  json gcfg = file_exists(dir + "/generation_config.json") ? read_json(dir + "/generation_config.json") : json::object();
+  json cfg = parse_object(files.tokenizer_config, "tokenizer_config.json");
+  json mcfg = parse_object(files.config, "config.json");
+  json gcfg = parse_object(files.generation_config, "generation_config.json");
   std::string unk = str_or(model, "unk_token", "");
   v.build_index();  // special ids are looked up by text below
   v.unk = unk.empty() ? -1 : v.find(unk);
@@ -273,7 +287,7 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
   std::vector<int32_t> cfg_eos = config_ids(mcfg, "eos_token_id");
   if (v.bos < 0 && !cfg_bos.empty() && v.valid(cfg_bos[0])) v.bos = cfg_bos[0];
   if (v.eos < 0 && !cfg_eos.empty() && v.valid(cfg_eos[0])) v.eos = cfg_eos[0];
-  v.finalize();
+  v.finalize(Vocab::SpecialRules::hf);
   for (int32_t id : cfg_eos)
     if (v.valid(id)) v.eog.insert(id);
   for (int32_t id : config_ids(gcfg, "eos_token_id"))
@@ -311,16 +325,31 @@ std::unique_ptr<Tokenizer> load(const std::string& dir) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir) {
+std::unique_ptr<Tokenizer> tokenizer_from_hf_files(const HfFiles& files) {
   try {
-    return load(dir);
+    return tokenizer_from_hf_json(files);
   } catch (const json::exception& e) {
     // A field of the wrong shape or type somewhere in the files.
-    throw Error(fmt("%s: malformed tokenizer files: %s", dir.c_str(), e.what()));
+    throw Error(fmt("malformed tokenizer files: %s", e.what()));
+  }
+}
+
+}  // namespace squeeze::tok
+
+namespace squeeze {
+
+std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir) {
+  const std::string tj = dir + "/tokenizer.json";
+  if (!tok::file_exists(tj)) throw Error(fmt("%s: no tokenizer.json in this folder", dir.c_str()));
+  tok::HfFiles files;
+  files.tokenizer = read_text_file(tj);
+  files.tokenizer_config = tok::read_if_exists(dir + "/tokenizer_config.json");
+  files.config = tok::read_if_exists(dir + "/config.json");
+  files.generation_config = tok::read_if_exists(dir + "/generation_config.json");
+  try {
+    return tok::tokenizer_from_hf_files(files);
   } catch (const Error& e) {
-    // Messages about a component do not name the folder yet; file-level ones already do.
-    if (std::strncmp(e.what(), dir.c_str(), dir.size()) == 0) throw;
-    throw Error(fmt("%s/tokenizer.json: %s", dir.c_str(), e.what()));
+    throw Error(fmt("%s: %s", dir.c_str(), e.what()));
   }
 }
 

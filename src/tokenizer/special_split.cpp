@@ -53,9 +53,9 @@ SpecialSplitter::SpecialSplitter(const Vocab& vocab) : vocab_(vocab) {
     const std::string& t = vocab.tokens[size_t(cands[rank])];
     int32_t node = 0;
     for (char c : t) {
-      auto [it, inserted] = child_.emplace(key(node, uint8_t(c)), int32_t(terminal_.size()));
-      if (inserted) terminal_.push_back(-1);
-      node = it->second;
+      const FlatMap64::Entry& e = child_.insert(key(node, uint8_t(c)), int32_t(terminal_.size()), 0);
+      if (e.a == int32_t(terminal_.size())) terminal_.push_back(-1);  // a new node
+      node = e.a;
     }
     // Identical texts (duplicate vocabulary entries): the first candidate in order wins.
     if (terminal_[size_t(node)] < 0) terminal_[size_t(node)] = int32_t(rank);
@@ -83,22 +83,23 @@ std::vector<Fragment> SpecialSplitter::split(std::string_view text, bool parse_s
     uint32_t begin, end;  // start positions [begin, end)
   };
   std::vector<Run> runs;
-  std::unordered_map<int32_t, size_t> last_run;  // rank -> index of its latest run
+  std::vector<int32_t> last_run;  // rank -> index of its latest run; sized on the first match
   if (!cands.empty()) {
     for (size_t p = 0; p < text.size(); p++) {
       if (!first_byte_[uint8_t(text[p])]) continue;
       int32_t node = 0;
       for (size_t q = p; q < text.size(); q++) {
-        auto it = child_.find(key(node, uint8_t(text[q])));
-        if (it == child_.end()) break;
-        node = it->second;
+        const FlatMap64::Entry* e = child_.find(key(node, uint8_t(text[q])));
+        if (!e) break;
+        node = e->a;
         int32_t rank = terminal_[size_t(node)];
         if (rank < 0 || !allowed(rank)) continue;
-        auto [lr, fresh] = last_run.emplace(rank, runs.size());
-        if (!fresh && runs[lr->second].end == p) {
-          runs[lr->second].end = uint32_t(p + 1);
+        if (last_run.empty()) last_run.assign(cands.size(), -1);
+        int32_t& lr = last_run[size_t(rank)];
+        if (lr >= 0 && runs[size_t(lr)].end == p) {
+          runs[size_t(lr)].end = uint32_t(p + 1);
         } else {
-          lr->second = runs.size();
+          lr = int32_t(runs.size());
           runs.push_back({rank, uint32_t(p), uint32_t(p + 1)});
         }
       }

@@ -6,9 +6,9 @@
 // candidate, and the per-candidate order is then replayed on that list.
 #include <cstdint>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "tokenizer/flat_map.h"
 #include "tokenizer/vocab.h"
 
 namespace squeeze::tok {
@@ -27,9 +27,9 @@ class SpecialSplitter {
 
  private:
   const Vocab& vocab_;
-  // Trie over candidate texts: child of (node, byte) in one hash map; terminal_[node] is the
-  // candidate's rank in Vocab::special_candidates() or -1.
-  std::unordered_map<uint64_t, int32_t> child_;
+  // Trie over candidate texts: child of (node, byte) in one flat hash map (value a = child);
+  // terminal_[node] is the candidate's rank in Vocab::special_candidates() or -1.
+  FlatMap64 child_;
   std::vector<int32_t> terminal_;
   bool first_byte_[256] = {};
 };

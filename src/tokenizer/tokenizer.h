@@ -41,7 +41,9 @@ class Tokenizer {
   virtual bool add_bos() const = 0;
   virtual bool add_eos() const = 0;
   virtual bool is_eog(int32_t id) const = 0;  // EOS, EOT and other end-of-generation tokens
-  virtual std::string kind() const = 0;       // "spm" or "bpe (<pre>)", for `squeeze info`
+  // For `squeeze info`: "spm", "bpe (<pre>)" for GGUF; "bpe (tokenizer.json, byte-level)" or
+  // "bpe (tokenizer.json, byte fallback)" for Hugging Face folders.
+  virtual std::string kind() const = 0;
   virtual std::string token_text(int32_t id) const = 0;  // raw vocabulary entry
 };
 

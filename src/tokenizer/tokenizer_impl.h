@@ -38,4 +38,14 @@ struct TokenizerSpec {
 
 std::unique_ptr<Tokenizer> make_tokenizer(TokenizerSpec spec);
 
+// The texts of a Hugging Face tokenizer folder; empty strings for absent companion files.
+struct HfFiles {
+  std::string tokenizer;          // tokenizer.json
+  std::string tokenizer_config;   // tokenizer_config.json: bos/eos tokens, add_bos/add_eos
+  std::string config;             // config.json: bos_token_id / eos_token_id
+  std::string generation_config;  // generation_config.json: more eos ids
+};
+// Tokenizer::from_hf_dir without the file system (the fuzzer feeds it directly). Throws Error.
+std::unique_ptr<Tokenizer> tokenizer_from_hf_files(const HfFiles& files);
+
 }  // namespace squeeze::tok

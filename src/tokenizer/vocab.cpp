@@ -7,16 +7,32 @@ namespace squeeze::tok {
 
 namespace {
 
-// Texts llama.cpp treats as end of generation whatever the metadata says (llama-vocab.cpp,
-// "auto-detect EOG tokens"), so chat models stop at the end of their turn.
-const char* const kEogTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
-    "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
-};
-// Texts llama.cpp takes as the EOT id when the file names none.
+// (The source is UTF-8; the fullwidth-bar names are DeepSeek's.)
+// Token texts llama.cpp (llama-vocab.cpp, the version of bench/peers/llamacpp.sh) recognizes
+// when the file does not name the ids. Each recognized token is also made a control token.
 const char* const kEotTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-    "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
+};
+const char* const kFimPre[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+                               "<｜fim▁begin｜>", "<PRE>",
+                               "▁<PRE>", "<|code_prefix|>", "<|prefix|>"};
+const char* const kFimSuf[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
+                               "<｜fim▁hole｜>", "<SUF>",
+                               "▁<SUF>", "<|code_suffix|>", "<|suffix|>"};
+const char* const kFimMid[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+                               "<｜fim▁end｜>", "<MID>",
+                               "▁<MID>", "<|code_middle|>", "<|middle|>"};
+const char* const kFimPad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
+const char* const kFimRep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"};
+const char* const kFimSep[] = {"<|file_sep|>"};
+// End-of-generation texts: chat models stop at the end of their turn whatever the metadata says.
+const char* const kEogTexts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<｜end▁of▁sentence｜>", "[e~[",
 };
 
 uint64_t hash_text(std::string_view s) {
@@ -66,7 +82,58 @@ void Vocab::build_index() {
   indexed_ = n;
 }
 
-void Vocab::finalize() {
+void Vocab::detect_llama_cpp_specials() {
+  auto detect = [&](int32_t& slot, auto& texts) {
+    if (slot >= 0) return;
+    for (const char* t : texts)
+      if (int32_t id = find(t); id >= 0) {
+        slot = id;
+        types[size_t(id)] = TokenType::control;
+        return;
+      }
+  };
+  static const char* const kEom[] = {"<|eom_id|>"};
+  detect(eot, kEotTexts);
+  detect(eom, kEom);
+  detect(fim_pre, kFimPre);
+  detect(fim_suf, kFimSuf);
+  detect(fim_mid, kFimMid);
+  detect(fim_pad, kFimPad);
+  detect(fim_rep, kFimRep);
+  detect(fim_sep, kFimSep);
+  for (int32_t id : {fim_pad, fim_rep, fim_sep})
+    if (id >= 0) eog.insert(id);
+  for (const char* t : kEogTexts)
+    if (int32_t id = find(t); id >= 0) {
+      eog.insert(id);
+      types[size_t(id)] = TokenType::control;  // never printed, matched only as specials
+    }
+  // gpt-oss: these structure tokens are always rendered.
+  for (const char* t : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"})
+    if (int32_t id = find(t); id >= 0) types[size_t(id)] = TokenType::user_defined;
+  for (int32_t id : {eos, eot, eom})
+    if (id >= 0) eog.insert(id);
+
+  auto in_eog = [&](const char* t) {
+    int32_t id = find(t);
+    return id >= 0 && eog.count(id) ? id : -1;
+  };
+  // o200k_harmony / solar-open: "<|end|>" ends a message, not the generation.
+  int32_t end = in_eog("<|end|>");
+  bool has_call = in_eog("<|call|>") >= 0 || in_eog("<|calls|>") >= 0;
+  if (end >= 0 && has_call && (in_eog("<|return|>") >= 0 || in_eog("<|flush|>") >= 0)) {
+    eog.erase(end);
+    types[size_t(end)] = TokenType::user_defined;
+  }
+  // Gemma 4 and PLaMo use "</s>" as a normal token.
+  int32_t s = in_eog("</s>");
+  if (s >= 0 && (in_eog("<|tool_response>") >= 0 || in_eog("<|plamo:eos|>") >= 0)) {
+    eog.erase(s);
+    types[size_t(s)] = TokenType::normal;
+  }
+}
+
+void Vocab::finalize(SpecialRules rules) {
   const size_t n = tokens.size();
   if (types.size() != n) types.resize(n, TokenType::normal);
   if (!scores.empty() && scores.size() != n) scores.resize(n, 0.0f);
@@ -74,25 +141,21 @@ void Vocab::finalize() {
   rstrip.resize(n, 0);
   if (indexed_ != n || slots_.empty()) build_index();
 
-  for (int32_t* id : {&bos, &eos, &unk, &pad, &eot, &eom})
+  for (int32_t* id : {&bos, &eos, &unk, &pad, &eot, &eom, &fim_pre, &fim_suf, &fim_mid, &fim_pad,
+                      &fim_rep, &fim_sep})
     if (!valid(*id)) *id = -1;
 
-  if (eot < 0)
-    for (const char* t : kEotTexts)
-      if (int32_t id = find(t); id >= 0) {
-        eot = id;
-        break;
-      }
   eog.clear();
-  for (const char* t : kEogTexts) {
-    int32_t id = find(t);
-    if (id < 0) continue;
-    eog.insert(id);
-    // llama.cpp promotes these to control tokens: never printed, matched only as specials.
-    types[size_t(id)] = TokenType::control;
+  if (rules == SpecialRules::llama_cpp) {
+    detect_llama_cpp_specials();
+  } else {
+    // HF: token types stay as tokenizer.json says; known end-of-turn texts still stop generation
+    // ("</s>" only when it is the EOS: Gemma spells an HTML tag that way).
+    for (const char* t : kEogTexts)
+      if (int32_t id = find(t); id >= 0 && std::string_view(t) != "</s>") eog.insert(id);
+    for (int32_t id : {eos, eot, eom})
+      if (id >= 0) eog.insert(id);
   }
-  for (int32_t id : {eos, eot, eom})
-    if (id >= 0) eog.insert(id);
 
   byte_tokens_.fill(-1);
   for (int b = 0; b < 256; b++) {

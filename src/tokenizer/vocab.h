@@ -33,15 +33,20 @@ struct Vocab {
   bool unicode_strip = false;
 
   int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1, eom = -1;
+  int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
   std::unordered_set<int32_t> eog;  // end-of-generation ids; filled by finalize()
 
   // The text -> id index; find() works after this. Loaders that must look tokens up before the
   // special ids are known call it early; finalize() calls it otherwise. `tokens` must not change
   // afterwards.
   void build_index();
+  // How special tokens the file does not declare are found. llama_cpp: llama.cpp's text rules,
+  // which also turn the tokens they find (e.g. "</s>", "<|end|>") into control tokens. hf: the
+  // types stay as tokenizer.json gives them; only the end-of-generation set is filled by text.
+  enum class SpecialRules { llama_cpp, hf };
   // Completes the vocabulary once tokens, types and special ids are set: EOG set, byte tokens,
   // special-token candidates. Invalid special ids become -1.
-  void finalize();
+  void finalize(SpecialRules rules);
 
   int32_t size() const { return int32_t(tokens.size()); }
   bool valid(int32_t id) const { return id >= 0 && id < size(); }
@@ -55,6 +60,7 @@ struct Vocab {
   const std::vector<int32_t>& special_candidates() const { return special_candidates_; }
 
  private:
+  void detect_llama_cpp_specials();
   // text -> id: open addressing over (hash, id) slots. Lookups are the inner loop of both
   // loading (merges) and SPM encoding; a node-based map costs a pointer chase per probe.
   struct Slot {

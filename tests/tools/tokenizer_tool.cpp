@@ -2,9 +2,11 @@
 // in one process (hundreds of runs of `squeeze tokenize` under ASan would take minutes).
 //
 //   tokenizer_tool MODEL IN.json OUT.json   IN: ["<hex bytes>", ...]
-//     OUT: {"info": {...}, "results": [{"special": ids, "plain": ids, "decoded": hex,
-//           "streamed": hex}, ...]}  special = encode(add_special, parse_special),
-//           plain = encode(no, no), decoded = decode(plain), streamed = StreamDecoder output.
+//     OUT: {"info": {kind, n_vocab, bos, eos, add_bos, add_eos, eog, load_s},
+//           "results": [{"special": ids, "plain": ids, "decoded": hex, "streamed": hex}, ...],
+//           "pieces": {"<id>": [hex token_to_piece(id, false), hex token_to_piece(id, true)]}}
+//     special = encode(add_special, parse_special), plain = encode(neither), decoded =
+//     decode(plain), streamed = the pieces of plain through StreamDecoder; pieces: every id seen.
 //   tokenizer_tool MODEL --time FILE        load and encode timings for one file's bytes
 // MODEL is a .gguf file or a Hugging Face folder.
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -74,6 +77,7 @@ int run(int argc, char** argv) {
 
   json in = json::parse(read_text_file(argv[2]));
   json results = json::array();
+  std::set<int32_t> seen;
   for (const auto& h : in) {
     std::string text = from_hex(h.get<std::string>());
     json r;
@@ -81,6 +85,8 @@ int run(int argc, char** argv) {
     std::vector<int32_t> plain = tok->encode(text, false, false);
     r["special"] = special;
     r["plain"] = plain;
+    seen.insert(special.begin(), special.end());
+    seen.insert(plain.begin(), plain.end());
     r["decoded"] = to_hex(tok->decode(plain, false));
     StreamDecoder sd;
     std::string streamed;
@@ -89,12 +95,19 @@ int run(int argc, char** argv) {
     r["streamed"] = to_hex(streamed);
     results.push_back(std::move(r));
   }
+  std::vector<int32_t> eog;
+  for (int32_t id = 0; id < tok->n_vocab(); id++)
+    if (tok->is_eog(id)) eog.push_back(id);
   json out;
   out["info"] = {{"kind", tok->kind()},         {"n_vocab", tok->n_vocab()},
                  {"bos", tok->bos_id()},        {"eos", tok->eos_id()},
                  {"add_bos", tok->add_bos()},   {"add_eos", tok->add_eos()},
-                 {"load_s", load_s}};
+                 {"eog", eog},                  {"load_s", load_s}};
   out["results"] = std::move(results);
+  json pieces = json::object();
+  for (int32_t id : seen)
+    pieces[std::to_string(id)] = {to_hex(tok->token_to_piece(id, false)), to_hex(tok->token_to_piece(id, true))};
+  out["pieces"] = std::move(pieces);
   std::ofstream(argv[3]) << out.dump();
   return 0;
 }
