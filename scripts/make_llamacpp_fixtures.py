@@ -11,9 +11,14 @@ bench/peers/llamacpp.sh (CPU, Release), never from squeeze:
     of the logits at positions 256..510);
   * perplexity: the final estimate printed by llama.cpp's own `llama-perplexity -c 512 -t 2`.
 
+The reference is the parity build (LLAMACPP_PARITY=1: AVX2/FMA/F16C, no weight repacking, no
+llamafile sgemm, -ffp-contract=off), run with GGML_CPU_TILED_MM=0 (llama.cpp's own switch for its
+tiled K-quant matmul, so every matmul uses the plain vec_dot kernels): the arithmetic that squeeze's
+`--numerics llamacpp` reproduces bit for bit. Both are recorded in the fixture.
+
 usage:
-  bench/peers/llamacpp.sh /work/llamacpp-build
-  .venv/bin/python scripts/make_llamacpp_fixtures.py [--llama-build /work/llamacpp-build]
+  LLAMACPP_PARITY=1 bench/peers/llamacpp.sh /work/llamacpp-parity
+  .venv/bin/python scripts/make_llamacpp_fixtures.py [--llama-build /work/llamacpp-parity]
 """
 import argparse
 import hashlib
@@ -57,10 +62,12 @@ PROMPTS = [
 N_PREDICT = 64
 N_CTX = 512
 THREADS = 2
+# Runtime settings for every llama.cpp process (see the module docstring).
+RUNTIME_ENV = {"GGML_CPU_TILED_MM": "0"}
 
 
 def sh(cmd, **kw):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env={**os.environ, **RUNTIME_ENV}, **kw)
     if r.returncode != 0:
         sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
         raise SystemExit(f"failed ({r.returncode}): {' '.join(map(str, cmd))}")
@@ -147,7 +154,7 @@ def dump(obj):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--llama-build", default="/work/llamacpp-build")
+    ap.add_argument("--llama-build", default="/work/llamacpp-parity")
     ap.add_argument("--model", default=ROOT / "models" / "gemma-3-270m-q4_k_m.gguf", type=pathlib.Path)
     ap.add_argument("--text", default=ROOT / "tests" / "fixtures" / "text" / "alice_ch1-4.txt", type=pathlib.Path)
     ap.add_argument("--out", default=ROOT / "tests" / "fixtures" / "llamacpp" / "gemma3_270m.json", type=pathlib.Path)
@@ -158,7 +165,8 @@ def main():
     t0 = time.time()
 
     version = (build / "VERSION").read_text() if (build / "VERSION").exists() else ""
-    vr = subprocess.run([bindir / "llama-perplexity", "--version"], capture_output=True, text=True)
+    vr = subprocess.run([bindir / "llama-perplexity", "--version"], capture_output=True, text=True,
+                        env={**os.environ, **RUNTIME_ENV})
     info = sh([ref, "info", "-m", a.model]).stdout
     system = re.search(r"^SYSTEM (.*)$", info, re.M).group(1).strip()
 
@@ -192,6 +200,7 @@ def main():
             "cpu": cpu,
             "machine": platform.machine(),
             "threads": THREADS,
+            "env": RUNTIME_ENV,
         },
         "model": {
             "file": str(a.model.relative_to(ROOT)) if a.model.is_relative_to(ROOT) else str(a.model),

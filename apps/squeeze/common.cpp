@@ -17,6 +17,10 @@ void add_model_flags(Args& a, bool model_required) {
   a.value("-t", "--threads", "N", "CPU threads", std::to_string(std::max(1u, std::thread::hardware_concurrency())));
   a.value("", "--kv-type", "TYPE", "KV cache element type: f16 or f32", "f16");
   a.value("", "--device", "DEV", "device to run on: cpu", "cpu");
+  a.value("", "--numerics", "MODE",
+          "arithmetic to reproduce: llamacpp (llama.cpp's x86 AVX2 CPU kernels, op for op) or exact "
+          "(reference arithmetic, for comparisons with transformers)",
+          "llamacpp");
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& f) {
@@ -34,6 +38,11 @@ LoadedModel load_model(const Args& a, bool need_tokenizer) {
   if (kv == "f16") lm.kv_type = GGMLType::F16;
   else if (kv == "f32") lm.kv_type = GGMLType::F32;
   else throw Error(fmt("--kv-type must be f16 or f32, not '%s'", kv.c_str()));
+  const std::string num = a.str("--numerics");
+  Numerics numerics;
+  if (num == "llamacpp") numerics = Numerics::llamacpp;
+  else if (num == "exact") numerics = Numerics::exact;
+  else throw Error(fmt("--numerics must be llamacpp or exact, not '%s'", num.c_str()));
   const long long threads = a.integer("--threads");
   if (threads < 1 || threads > 1024) throw Error("--threads must be between 1 and 1024");
 
@@ -42,7 +51,7 @@ LoadedModel load_model(const Args& a, bool need_tokenizer) {
   lm.model = Model::load(path);
   lm.tokenizer = load_tokenizer(lm.model->file());
   if (need_tokenizer && !lm.tokenizer) throw Error(fmt("%s: no tokenizer (tokenizer.json) found", path.c_str()));
-  lm.backend = std::make_unique<CpuBackend>(int(threads));
+  lm.backend = std::make_unique<CpuBackend>(int(threads), numerics);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const HParams& hp = lm.model->hparams();
   SQZ_LOG("squeeze: loaded %s (%s, %d layers, %d embd, vocab %d) in %.0f ms, %lld threads\n", path.c_str(),

@@ -8,7 +8,13 @@
 #   SDIST_TARBALL  llama_cpp_python-<ver>.tar.gz; default: $LLAMACPP_SDIST, else
 #                  /tmp/dl/llama_cpp_python-0.3.36.tar.gz, else
 #                  `pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36`
-# env: JOBS (default 2), LLAMACPP_TARGETS (default below), LLAMACPP_NATIVE (ON|OFF, default ON)
+# env: JOBS (default 2), LLAMACPP_TARGETS (default below), LLAMACPP_NATIVE (ON|OFF, default ON),
+#      LLAMACPP_PARITY (0|1, default 0): 1 builds the reference for squeeze's bit-level parity tests
+#      (`--numerics llamacpp`): GGML_NATIVE=OFF with AVX/AVX2/FMA/F16C only, no weight repacking
+#      (GGML_CPU_REPACK=OFF), no llamafile sgemm (GGML_LLAMAFILE=OFF) and -ffp-contract=off, so every
+#      matmul goes through ggml's plain AVX2 vec_dot kernels and scalar C code is not silently fused
+#      into FMAs (which would make its rounding depend on the compiler). Use a separate BUILD_DIR
+#      (e.g. /work/llamacpp-parity); the default native build is the one to benchmark against.
 #
 # Results: BUILD_DIR/build/bin/{llama-perplexity,llama-bench,llama-simple,llama-tokenize,llamacpp_ref}
 #          BUILD_DIR/VERSION (sdist version and llama.cpp commit)
@@ -23,6 +29,15 @@ SDIST=${2:-${LLAMACPP_SDIST:-/tmp/dl/llama_cpp_python-$VERSION.tar.gz}}
 JOBS=${JOBS:-2}
 TARGETS=${LLAMACPP_TARGETS:-"llama-perplexity llama-bench llama-simple llama-tokenize"}
 NATIVE=${LLAMACPP_NATIVE:-ON}
+PARITY=${LLAMACPP_PARITY:-0}
+EXTRA_CMAKE=()
+if [[ "$PARITY" == 1 ]]; then
+    NATIVE=OFF
+    EXTRA_CMAKE=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=OFF
+                 -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF
+                 -DGGML_CPU_REPACK=OFF -DGGML_LLAMAFILE=OFF
+                 "-DCMAKE_C_FLAGS=-ffp-contract=off" "-DCMAKE_CXX_FLAGS=-ffp-contract=off")
+fi
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 mkdir -p "$BUILD_DIR"
@@ -52,7 +67,8 @@ cmake -S "$SRC" -B "$BUILD_DIR/build" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DLLAMA_BUILD_COMMIT="$COMMIT" -DLLAMA_BUILD_NUMBER=0
+    -DLLAMA_BUILD_COMMIT="$COMMIT" -DLLAMA_BUILD_NUMBER=0 \
+    "${EXTRA_CMAKE[@]}"
 
 # shellcheck disable=SC2086
 cmake --build "$BUILD_DIR/build" --config Release -j "$JOBS" --target llama $TARGETS
@@ -67,5 +83,8 @@ fi
 
 printf 'llama-cpp-python sdist %s\nllama.cpp commit %s\nsdist %s\nGGML_NATIVE %s\n' \
     "$SDIST_VER" "$COMMIT" "$(basename "$SDIST")" "$NATIVE" > "$BUILD_DIR/VERSION"
+if [[ "$PARITY" == 1 ]]; then
+    printf 'parity build: %s\n' "${EXTRA_CMAKE[*]}" >> "$BUILD_DIR/VERSION"
+fi
 cat "$BUILD_DIR/VERSION"
 ls "$BUILD_DIR/build/bin"

@@ -31,6 +31,9 @@ struct AttentionParams {
   int32_t head_dim;
   float scale;           // multiplies q.k
   int32_t window;        // 0: full causal attention; w: keys with pos_q - pos_k < w
+  // llama.cpp applies `scale` to Q before attention for this architecture (Gemma 3) rather than
+  // to the scores. Mathematically the same; Numerics::llamacpp follows it to round the same way.
+  bool scale_q = false;
 };
 
 enum class GluKind { silu, gelu_tanh };

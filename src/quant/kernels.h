@@ -34,6 +34,21 @@ bool supported();                  // CPU has AVX2, FMA and F16C (false on non-x
 VecDotFn kernel(GGMLType weight_type);  // nullptr where there is no AVX2 version
 }  // namespace avx2
 
+// Kernels in llama.cpp's AVX2 accumulation order (vec_dot_llamacpp.cpp), for Numerics::llamacpp.
+namespace llamacpp_order {
+namespace scalar {  // portable, lane by lane; the same bits as the AVX2 versions
+float dot_q8_0(const void* w, const void* a, int64_t n);
+float dot_q5_0(const void* w, const void* a, int64_t n);
+float dot_q4_k(const void* w, const void* a, int64_t n);
+float dot_q6_k(const void* w, const void* a, int64_t n);
+}  // namespace scalar
+namespace avx2 {
+float dot_q4_k(const void* w, const void* a, int64_t n);
+float dot_q6_k(const void* w, const void* a, int64_t n);
+}  // namespace avx2
+VecDotFn kernel(GGMLType weight_type);  // the best llama.cpp-order kernel for this CPU
+}  // namespace llamacpp_order
+
 // The kernel table for the current CPU: the scalar kernels, with AVX2 versions swapped in where
 // they exist and the CPU supports AVX2+FMA+F16C. nullptr for types without kernels.
 VecDotFn scalar_kernel(GGMLType weight_type);

@@ -1,7 +1,8 @@
 // Activation conversion: the reference quantizers of ggml-quants.c (quantize_row_q8_0_ref,
 // _q8_1_ref, _q8_K_ref), reproduced operation for operation so that squeeze feeds its dot
-// products the same bytes llama.cpp's generic path does. (llama.cpp's x86 AVX quantize_row_q8_0
-// differs slightly: it rounds ties to even and scales by 127/amax instead of 1/d.)
+// products the same bytes llama.cpp's generic path does. llama.cpp's x86 AVX quantize_row_q8_0
+// differs slightly (it rounds ties to even and scales by 127/amax instead of 1/d); the
+// llamacpp numerics use that one (quantize_q8_0_x86).
 //
 // Bit-exactness needs a*b+c rounded twice, never fused into one FMA. GCC contracts by default
 // in C++ (even with -std=c++20) wherever FMA is available (-march=native, or the AVX2 target
@@ -61,6 +62,17 @@ void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
   }
 }
 
+// llama.cpp's x86 (AVX/AVX2) quantize_row_q8_0: the scale is applied as 127 / amax (not 1 / d)
+// and the products are rounded half to even.
+void quantize_q8_0_x86(const float* x, BlockQ8_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += QK) {
+    const float amax = block_amax(x, QK);
+    y[i].d = f32_to_f16(amax / 127.0f);
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < QK; ++j) y[i].qs[j] = int8_t(std::nearbyint(x[j] * id));  // default mode: ties to even
+  }
+}
+
 void quantize_q8_1(const float* x, BlockQ8_1* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK) {
     const float d = block_amax(x, QK) / 127.0f;
@@ -109,7 +121,7 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
 
 }  // namespace
 
-void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n) {
+void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n, Numerics numerics) {
   const TypeInfo& ti = type_info(t);
   if (n % ti.block_elems != 0)
     throw Error(fmt("quantize: %lld elements is not a multiple of the %s block size %lld",
@@ -129,7 +141,9 @@ void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n)
       for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(src[i]);
       return;
     }
-    case GGMLType::Q8_0: return quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), nb);
+    case GGMLType::Q8_0:
+      if (numerics == Numerics::llamacpp) return quantize_q8_0_x86(src, static_cast<BlockQ8_0*>(dst), nb);
+      return quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), nb);
     case GGMLType::Q8_1: return quantize_q8_1(src, static_cast<BlockQ8_1*>(dst), nb);
     case GGMLType::Q8_K: return quantize_q8_k(src, static_cast<BlockQ8_K*>(dst), nb);
     default: break;

@@ -42,15 +42,18 @@ constexpr uint32_t kTableSize = 40;  // one past the largest ggml type id squeez
 
 struct KernelTable {
   VecDotFn fn[kTableSize] = {};
-  KernelTable() {
+  explicit KernelTable(Numerics numerics) {
     for (uint32_t id = 0; id < kTableSize; ++id)
-      if (type_info(id)) fn[id] = quant::best_kernel(GGMLType(id));
+      if (type_info(id))
+        fn[id] = numerics == Numerics::llamacpp ? quant::llamacpp_order::kernel(GGMLType(id))
+                                                : quant::best_kernel(GGMLType(id));
   }
 };
 
-const KernelTable& kernels() {
-  static const KernelTable table;  // thread-safe one-time init; CPU features do not change
-  return table;
+const KernelTable& kernels(Numerics numerics = Numerics::exact) {
+  // Thread-safe one-time init; CPU features do not change.
+  static const KernelTable exact(Numerics::exact), llamacpp(Numerics::llamacpp);
+  return numerics == Numerics::llamacpp ? llamacpp : exact;
 }
 
 }  // namespace
@@ -58,6 +61,13 @@ const KernelTable& kernels() {
 VecDotFn vec_dot_fn(GGMLType t) {
   const uint32_t id = uint32_t(t);
   VecDotFn f = id < kTableSize ? kernels().fn[id] : nullptr;
+  if (!f) throw Error(fmt("no dot-product kernel for tensor type %s", type_info(t).name));
+  return f;
+}
+
+VecDotFn vec_dot_fn(GGMLType t, Numerics numerics) {
+  const uint32_t id = uint32_t(t);
+  VecDotFn f = id < kTableSize ? kernels(numerics).fn[id] : nullptr;
   if (!f) throw Error(fmt("no dot-product kernel for tensor type %s", type_info(t).name));
   return f;
 }

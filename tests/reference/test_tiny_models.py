@@ -64,7 +64,7 @@ def test_tiny_model_logits(squeeze_asan_bin, converted, name, fmt, tmp_path):
     model = TINY / name if fmt == "hf" else converted[name]
     out = tmp_path / "logits.bin"
     r = run([squeeze_asan_bin, "logits", "-m", model, "--tokens", " ".join(map(str, tokens)),
-             "-o", out, "--kv-type", "f32"], timeout=600)
+             "-o", out, "--kv-type", "f32", "--numerics", "exact"], timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
     raw = np.fromfile(out, dtype="<f4")
     assert raw.size == ref.size, f"{raw.size} floats, expected {ref.shape}"

@@ -16,14 +16,15 @@ struct Case {
   int n_head, n_head_kv, head_dim, n_tokens, window;
 };
 
-void check(const Case& c, int threads) {
+void check(const Case& c, int threads, Numerics numerics = Numerics::exact, GGMLType kv_type = GGMLType::F32,
+           double tol = 2e-5) {
   KVGeometry g;
   g.n_layers = 2;
   g.n_kv_heads = c.n_head_kv;
   g.head_dim = c.head_dim;
   g.block_size = 16;
   g.n_blocks = 64;
-  g.type = GGMLType::F32;
+  g.type = kv_type;
   KVCache kv(g);
   // Take a few blocks first so the sequence's blocks are not 0, 1, 2, ...
   std::vector<int32_t> taken;
@@ -44,7 +45,7 @@ void check(const Case& c, int threads) {
   for (int t = 0; t < c.n_tokens; ++t) pos[size_t(t)] = t;
   TokenPlacement tp{pos.data(), blocks.data(), c.n_tokens};
 
-  CpuBackend be(threads);
+  CpuBackend be(threads, numerics);
   be.kv_write(kv, 1, k.data(), v.data(), tp);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   AttentionParams ap{1, c.n_head, c.n_head_kv, c.head_dim, scale, c.window};
@@ -75,7 +76,7 @@ void check(const Case& c, int threads) {
       }
     }
   }
-  EXPECT_LT(worst, 2e-5) << "heads " << c.n_head << "/" << c.n_head_kv << " window " << c.window;
+  EXPECT_LT(worst, tol) << "heads " << c.n_head << "/" << c.n_head_kv << " window " << c.window;
   table.release_all(kv.pool());
   EXPECT_EQ(kv.pool().n_free(), g.n_blocks);
 }
@@ -86,6 +87,13 @@ TEST(Attention, MatchesFullSoftmaxMHA) { check({4, 4, 16, 70, 0}, 2); }
 TEST(Attention, MatchesFullSoftmaxGQA) { check({8, 2, 32, 53, 0}, 3); }
 TEST(Attention, MatchesFullSoftmaxMQAWindow) { check({4, 1, 16, 90, 20}, 2); }
 TEST(Attention, WindowSmallerThanBlock) { check({2, 2, 8, 40, 5}, 1); }
+// llama.cpp's arithmetic: 64+ tokens take its key-tiled path, fewer its one-query path; with an
+// F16 cache K, V, Q and the output accumulator are rounded to F16.
+TEST(Attention, LlamacppTiledF32) { check({4, 4, 32, 70, 0}, 2, Numerics::llamacpp); }
+TEST(Attention, LlamacppTiledWindowF32) { check({4, 1, 32, 150, 40}, 2, Numerics::llamacpp); }
+TEST(Attention, LlamacppOneQueryF32) { check({8, 2, 32, 53, 0}, 3, Numerics::llamacpp); }
+TEST(Attention, LlamacppOneQueryF16) { check({8, 2, 64, 40, 0}, 2, Numerics::llamacpp, GGMLType::F16, 1e-2); }
+TEST(Attention, LlamacppTiledF16) { check({4, 2, 64, 100, 30}, 2, Numerics::llamacpp, GGMLType::F16, 1e-2); }
 
 TEST(BlockPool, RefCountsAndReuse) {
   BlockPool pool(4);

@@ -312,6 +312,47 @@ TEST_P(VecDot, MatchesDequantizedDot) {
   }
 }
 
+// Numerics::llamacpp: the llama.cpp-order kernels (AVX2 where available) give exactly the bits of
+// their portable lane-by-lane versions, and stay within f32 rounding of the exact sum.
+TEST(VecDotLlamacpp, KernelsMatchScalarLaneOrder) {
+  struct K { GGMLType t; VecDotFn scalar; };
+  const K kernels[] = {{GGMLType::Q8_0, quant::llamacpp_order::scalar::dot_q8_0},
+                       {GGMLType::Q5_0, quant::llamacpp_order::scalar::dot_q5_0},
+                       {GGMLType::Q4_K, quant::llamacpp_order::scalar::dot_q4_k},
+                       {GGMLType::Q6_K, quant::llamacpp_order::scalar::dot_q6_k}};
+  std::mt19937 rng(77);
+  for (const K& k : kernels) {
+    for (int64_t n : {int64_t(256), int64_t(2048)}) {
+      for (int rep = 0; rep < 8; ++rep) {
+        const std::vector<uint8_t> w = random_weights(k.t, n, rng);
+        const std::vector<float> x = random_activations(n, rng);
+        const GGMLType at = vec_dot_type(k.t);
+        std::vector<uint8_t> act(row_bytes(at, n));
+        quantize_activation_row(at, x.data(), act.data(), n, Numerics::llamacpp);
+        const float ref = k.scalar(w.data(), act.data(), n);
+        EXPECT_EQ(vec_dot_fn(k.t, Numerics::llamacpp)(w.data(), act.data(), n), ref) << type_name(k.t) << " n=" << n;
+        const float exact = quant::scalar_kernel(k.t)(w.data(), act.data(), n);
+        EXPECT_NEAR(ref, exact, 1e-5 * (std::fabs(exact) + 1.0f)) << type_name(k.t) << " n=" << n;
+      }
+    }
+  }
+}
+
+// llama.cpp's x86 Q8_0 quantizer rounds half to even (the reference one rounds half away).
+TEST(QuantizeActivation, Q8_0LlamacppRoundsHalfToEven) {
+  std::vector<float> x(QK, 0.0f);
+  x[0] = 127.0f;  // amax 127: the scale is exactly 1
+  x[1] = 2.5f;
+  x[2] = -3.5f;
+  quant::BlockQ8_0 a{}, b{};
+  quantize_activation_row(GGMLType::Q8_0, x.data(), &a, QK, Numerics::llamacpp);
+  quantize_activation_row(GGMLType::Q8_0, x.data(), &b, QK, Numerics::exact);
+  EXPECT_EQ(a.qs[1], 2);
+  EXPECT_EQ(a.qs[2], -4);
+  EXPECT_EQ(b.qs[1], 3);
+  EXPECT_EQ(b.qs[2], -4);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, VecDot, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::string(type_name(info.param.t)) + "_" + std::to_string(info.param.n);

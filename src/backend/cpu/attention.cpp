@@ -64,6 +64,7 @@ void CpuBackend::kv_write(KVCache& kv, int32_t layer, const float* k, const floa
 
 void CpuBackend::attention(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
                            float* out) {
+  if (numerics_ == Numerics::llamacpp) return attention_llamacpp(kv, ap, q, tp, out);
   const KVGeometry& g = kv.geometry();
   const int32_t d = ap.head_dim, bs = g.block_size, group = ap.n_head / ap.n_head_kv;
   const bool f16 = g.type == GGMLType::F16;

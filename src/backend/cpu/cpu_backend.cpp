@@ -8,10 +8,36 @@
 
 #include "quant/dequantize.h"
 #include "util/error.h"
+#include "util/fp16.h"
 
 namespace squeeze {
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), thread_scratch_(size_t(pool_.size())) {}
+CpuBackend::CpuBackend(int n_threads, Numerics numerics)
+    : pool_(n_threads), numerics_(numerics), thread_scratch_(size_t(pool_.size())) {}
+
+namespace {
+
+// tanh-approximation GELU, evaluated in float in this operation order (llama.cpp's too).
+float gelu_tanh(float x) {
+  constexpr float k = 0.79788456080286535587989211986876f;  // sqrt(2 / pi)
+  constexpr float a = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(k * x * (1.0f + a * x * x)));
+}
+
+// llama.cpp's GELU (GGML_GELU_FP16): the input rounded to f16 indexes a table of f16 results;
+// inputs at or beyond +-10 pass through (or give 0).
+float gelu_f16_table(float x) {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(65536);
+    for (uint32_t i = 0; i < 65536; ++i) t[i] = f32_to_f16(gelu_tanh(f16_to_f32(uint16_t(i))));
+    return t;
+  }();
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return f16_to_f32(table[f32_to_f16(x)]);
+}
+
+}  // namespace
 
 void CpuBackend::get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t dim = table.ne[0];
@@ -29,7 +55,10 @@ void CpuBackend::rms_norm(const float* x, const float* w, float w_offset, int64_
       const float* xr = x + r * n;
       float* yr = y + r * n;
       double ss = 0;  // double, as llama.cpp: rows can be long and values large
-      for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
+      if (numerics_ == Numerics::llamacpp)  // llama.cpp squares in float, then sums in double
+        for (int64_t i = 0; i < n; ++i) ss += double(xr[i] * xr[i]);
+      else
+        for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
       const float s = 1.0f / std::sqrt(float(ss / double(n)) + eps);
       for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * s) * (w[i] + w_offset);
     }
@@ -60,7 +89,20 @@ void CpuBackend::rope(float* x, int64_t n_heads, const TokenPlacement& tp, const
     if (cs.size() < size_t(d)) cs.resize(size_t(d));
     for (int64_t t = t0; t < t1; ++t) {
       const float p = float(tp.pos[t]);
-      for (int32_t i = 0; i < half; ++i) {
+      if (numerics_ == Numerics::llamacpp) {
+        // llama.cpp: theta_i = p * theta_scale^i built by repeated float multiplication, then
+        // divided by the frequency factor and scaled, with float cosf/sinf.
+        const float theta_scale = std::pow(rp.base, -2.0f / float(d));
+        float theta = p;
+        for (int32_t i = 0; i < half; ++i) {
+          const float ff = rp.freq_factors ? rp.freq_factors[i] : 1.0f;
+          const float th = rp.freq_scale * (theta / ff);
+          cs[size_t(i)] = std::cos(th);
+          cs[size_t(half + i)] = std::sin(th);
+          theta *= theta_scale;
+        }
+      }
+      for (int32_t i = 0; i < half && numerics_ != Numerics::llamacpp; ++i) {
         // Frequencies as Hugging Face computes them in float32: base^(-2i/d), then scaled.
         float inv = 1.0f / std::pow(rp.base, float(2 * i) / float(d));
         inv *= rp.freq_scale;
@@ -87,6 +129,8 @@ void CpuBackend::glu(const float* gate, const float* up, float* out, int64_t n, 
   pool_.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
     if (kind == GluKind::silu) {
       for (int64_t i = i0; i < i1; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    } else if (numerics_ == Numerics::llamacpp) {
+      for (int64_t i = i0; i < i1; ++i) out[i] = gate[i] <= -10.0f ? 0.0f : gelu_f16_table(gate[i]) * up[i];
     } else {
       constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
       for (int64_t i = i0; i < i1; ++i) {

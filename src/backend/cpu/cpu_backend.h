@@ -5,14 +5,17 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/thread_pool.h"
+#include "quant/numerics.h"
 
 namespace squeeze {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads);
+  // numerics: whose arithmetic the kernels reproduce (quant/numerics.h).
+  explicit CpuBackend(int n_threads, Numerics numerics = Numerics::exact);
 
   int n_threads() const { return pool_.size(); }
+  Numerics numerics() const { return numerics_; }
 
   void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) override;
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override;
@@ -28,7 +31,11 @@ class CpuBackend final : public Backend {
                  float* out) override;
 
  private:
+  void attention_llamacpp(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
+                          float* out);
+
   ThreadPool pool_;
+  Numerics numerics_;
   std::vector<uint8_t> act_scratch_;             // activations converted to a weight's vec_dot type
   std::vector<std::vector<float>> thread_scratch_;  // per-thread buffers for attention and RoPE
 };

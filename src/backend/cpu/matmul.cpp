@@ -22,11 +22,13 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
   } else {
     if (act_scratch_.size() < a_row * size_t(n_tokens)) act_scratch_.resize(a_row * size_t(n_tokens));
     pool_.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-      for (int64_t t = t0; t < t1; ++t) quantize_activation_row(act_type, x + t * k, act_scratch_.data() + size_t(t) * a_row, k);
+      for (int64_t t = t0; t < t1; ++t) quantize_activation_row(act_type, x + t * k, act_scratch_.data() + size_t(t) * a_row, k, numerics_);
     });
     act = act_scratch_.data();
   }
 
+  const VecDotFn dot = vec_dot_fn(w.type, numerics_);
+  if (k % type_info(w.type).block_elems != 0) throw Error("matmul: row length is not a multiple of the block size");
   constexpr int64_t kRowTile = 16, kTokTile = 32;
   pool_.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
     for (int64_t ob = o0; ob < o1; ob += kRowTile) {
@@ -35,7 +37,7 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
         const int64_t te = std::min(n_tokens, tb + kTokTile);
         for (int64_t o = ob; o < oe; ++o) {
           const uint8_t* wr = w.data + size_t(o) * w_row;
-          for (int64_t t = tb; t < te; ++t) y[t * n_out + o] = vec_dot(w.type, wr, act + size_t(t) * a_row, k);
+          for (int64_t t = tb; t < te; ++t) y[t * n_out + o] = dot(wr, act + size_t(t) * a_row, k);
         }
       }
     }
