@@ -50,18 +50,6 @@ constexpr size_t kMaxNameLen = 63;  // ggml's GGML_MAX_NAME (64) includes the te
 constexpr uint64_t kMinKVBytes = 8 + 4 + 1;              // key length, value type, u8 value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // name length, n_dims, type, offset
 
-// File-provided names go into one-line error messages: escape control bytes and cap the length
-// so a corrupt name cannot split the line or flood the terminal.
-std::string show(std::string_view s, size_t max_len = 96) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
-    unsigned char ch = static_cast<unsigned char>(s[i]);
-    if (ch < 0x20 || ch == 0x7f) out += fmt("\\x%02x", ch);
-    else out += char(ch);
-  }
-  if (s.size() > max_len) out += "...";
-  return out;
-}
 
 bool valid_value_type(uint32_t t) { return t <= uint32_t(GGUFType::FLOAT64); }
 
@@ -154,7 +142,7 @@ void read_scalar(Cursor& c, GGUFType t, GGUFValue& v, const std::string& key) {
     case GGUFType::FLOAT64: v.f = c.read<double>("float64 value"); break;
     case GGUFType::BOOL: {
       uint8_t b = c.read<uint8_t>("bool value");
-      if (b > 1) c.fail(fmt("metadata key '%s' has invalid bool value %u", show(key).c_str(), b));
+      if (b > 1) c.fail(fmt("metadata key '%s' has invalid bool value %u", printable(key).c_str(), b));
       v.i = b;
       break;
     }
@@ -174,7 +162,7 @@ double read_number(Cursor& c, GGUFType t, const std::string& key) {
 void read_value(Cursor& c, GGUFValue& v, const std::string& key) {
   uint32_t type = c.read<uint32_t>("metadata value type");
   if (!valid_value_type(type))
-    c.fail(fmt("metadata key '%s' has unknown value type %u", show(key).c_str(), type));
+    c.fail(fmt("metadata key '%s' has unknown value type %u", printable(key).c_str(), type));
   v.type = GGUFType(type);
   if (v.type != GGUFType::ARRAY) {
     read_scalar(c, v.type, v, key);
@@ -182,16 +170,16 @@ void read_value(Cursor& c, GGUFValue& v, const std::string& key) {
   }
   uint32_t elem = c.read<uint32_t>("array element type");
   if (!valid_value_type(elem))
-    c.fail(fmt("metadata key '%s' is an array of unknown value type %u", show(key).c_str(), elem));
+    c.fail(fmt("metadata key '%s' is an array of unknown value type %u", printable(key).c_str(), elem));
   v.elem_type = GGUFType(elem);
   if (v.elem_type == GGUFType::ARRAY)
-    c.fail(fmt("metadata key '%s' is a nested array, which is not supported", show(key).c_str()));
+    c.fail(fmt("metadata key '%s' is a nested array, which is not supported", printable(key).c_str()));
   uint64_t n = c.read<uint64_t>("array length");
   // A string element is at least its 8-byte length prefix.
   size_t min_elem = v.elem_type == GGUFType::STRING ? 8 : fixed_size(v.elem_type);
   if (n > c.remaining() / min_elem)
     c.fail(fmt("metadata key '%s': array length %llu exceeds the remaining %zu bytes of the file",
-               show(key).c_str(), (unsigned long long)n, c.remaining()));
+               printable(key).c_str(), (unsigned long long)n, c.remaining()));
   if (v.elem_type == GGUFType::STRING) {
     // No reserve: each string's bytes are checked as it is read, so memory tracks real content.
     for (uint64_t k = 0; k < n; ++k) v.strs.push_back(c.read_string("array string element"));
@@ -231,7 +219,7 @@ void parse_header_and_kvs(Cursor& c, Parsed& p, uint64_t& n_tensors) {
     GGUFKV kv;
     kv.key = c.read_string("metadata key");
     if (kv.key.empty()) c.fail(fmt("metadata key %llu is empty", (unsigned long long)k));
-    if (p.kv_index.count(kv.key)) c.fail(fmt("duplicate metadata key '%s'", show(kv.key).c_str()));
+    if (p.kv_index.count(kv.key)) c.fail(fmt("duplicate metadata key '%s'", printable(kv.key).c_str()));
     read_value(c, kv.value, kv.key);
     p.kv_index.emplace(kv.key, p.kvs.size());
     p.kvs.push_back(std::move(kv));
@@ -256,10 +244,10 @@ void parse_tensor_infos(Cursor& c, Parsed& p, uint64_t n_tensors, std::vector<ui
     if (t.name.empty()) c.fail(fmt("tensor %llu has an empty name", (unsigned long long)k));
     if (t.name.size() > kMaxNameLen)
       c.fail(fmt("tensor name '%s' is %zu bytes long (at most %zu allowed)",
-                 show(t.name.substr(0, 40)).c_str(), t.name.size(), kMaxNameLen));
+                 printable(t.name.substr(0, 40)).c_str(), t.name.size(), kMaxNameLen));
     if (p.tensor_index.count(t.name))
-      c.fail(fmt("duplicate tensor name '%s'", show(t.name).c_str()));
-    const std::string shown = show(t.name);
+      c.fail(fmt("duplicate tensor name '%s'", printable(t.name).c_str()));
+    const std::string shown = printable(t.name);
     const char* nm = shown.c_str();
 
     uint32_t n_dims = c.read<uint32_t>("tensor n_dims");
@@ -320,7 +308,7 @@ void parse(const uint8_t* data, size_t size, const std::string& label, Parsed& p
     if (offsets[k] > avail || t.nbytes > avail - offsets[k])
       c.fail(fmt("tensor '%s' data (offset %llu, %zu bytes) extends beyond the end of the file "
                  "(file truncated?)",
-                 show(t.name).c_str(), (unsigned long long)offsets[k], t.nbytes));
+                 printable(t.name).c_str(), (unsigned long long)offsets[k], t.nbytes));
     t.data = data + p.data_offset + size_t(offsets[k]);
   }
 }

@@ -21,17 +21,6 @@ using json = nlohmann::json;
 // before nlohmann builds it, so a hostile header cannot grow a deep tree.
 constexpr int kMaxJsonDepth = 8;
 
-// File-provided strings go into one-line error messages: escape control bytes, cap the length.
-std::string show(std::string_view s, size_t max_len = 96) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
-    unsigned char ch = static_cast<unsigned char>(s[i]);
-    if (ch < 0x20 || ch == 0x7f) out += fmt("\\x%02x", ch);
-    else out += char(ch);
-  }
-  if (s.size() > max_len) out += "...";
-  return out;
-}
 
 [[noreturn]] void fail(const std::string& label, const std::string& msg) {
   throw Error(fmt("%s: %s", label.c_str(), msg.c_str()));
@@ -45,14 +34,14 @@ json parse_json(const char* begin, const char* end, const std::string& label, co
     if (depth > kMaxJsonDepth) fail(label, fmt("%s nests deeper than %d levels", what, kMaxJsonDepth));
     if (ev == json::parse_event_t::key && depth == 1) {
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (!seen.insert(k).second) fail(label, fmt("duplicate entry '%s' in %s", show(k).c_str(), what));
+      if (!seen.insert(k).second) fail(label, fmt("duplicate entry '%s' in %s", printable(k).c_str(), what));
     }
     return true;
   };
   try {
     return json::parse(begin, end, cb);
   } catch (const json::exception& e) {
-    fail(label, fmt("invalid JSON in %s: %s", what, show(e.what(), 400).c_str()));
+    fail(label, fmt("invalid JSON in %s: %s", what, printable(e.what(), 400).c_str()));
   }
 }
 
@@ -97,7 +86,7 @@ void parse_file(const uint8_t* data, size_t size, const std::string& label,
   std::vector<Range> ranges;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
-    const std::string nm = show(name);
+    const std::string nm = printable(name);
     if (name.empty()) fail(label, "tensor with an empty name");
     if (!entry.is_object()) fail(label, fmt("tensor '%s': header entry is not an object", nm.c_str()));
     auto dt = entry.find("dtype");
@@ -114,7 +103,7 @@ void parse_file(const uint8_t* data, size_t size, const std::string& label,
     const std::string& dts = dt->get_ref<const std::string&>();
     if (!lookup_dtype(dts, dtype))
       fail(label, fmt("tensor '%s' has unsupported dtype '%s' (supported: F32, F16, BF16)",
-                      nm.c_str(), show(dts).c_str()));
+                      nm.c_str(), printable(dts).c_str()));
     if (sh->size() > 4)
       fail(label, fmt("tensor '%s' has %zu dimensions (at most 4 supported)", nm.c_str(), sh->size()));
 
@@ -168,7 +157,7 @@ void parse_file(const uint8_t* data, size_t size, const std::string& label,
     const Range& cur = ranges[k];
     if (cur.begin < prev.end && cur.end > cur.begin)
       fail(label, fmt("tensors '%s' and '%s' overlap (duplicate data ranges)",
-                      show(out[prev.idx].name).c_str(), show(out[cur.idx].name).c_str()));
+                      printable(out[prev.idx].name).c_str(), printable(out[cur.idx].name).c_str()));
   }
 }
 
@@ -182,7 +171,7 @@ void SafetensorsSet::add_file(const std::string& path) {
   for (TensorRef& t : found) {
     if (index_.count(t.name))
       throw Error(fmt("%s: duplicate tensor name '%s' (already in another shard)", path.c_str(),
-                      show(t.name).c_str()));
+                      printable(t.name).c_str()));
     index_.emplace(t.name, tensors_.size());
     tensors_.push_back(std::move(t));
   }
@@ -220,16 +209,16 @@ std::unique_ptr<SafetensorsSet> SafetensorsSet::open_dir(const std::string& dir)
   std::map<std::string, size_t> shard_pos;
   for (const auto& [name, file] : wm->items()) {
     if (!file.is_string())
-      fail(label, fmt("weight_map entry '%s' is not a file name", show(name).c_str()));
+      fail(label, fmt("weight_map entry '%s' is not a file name", printable(name).c_str()));
     const std::string& f = file.get_ref<const std::string&>();
     if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
       fail(label, fmt("weight_map names shard '%s', which is not a file in the model folder",
-                      show(f).c_str()));
+                      printable(f).c_str()));
     if (shard_pos.emplace(f, shards.size()).second) shards.push_back(f);
   }
   for (const std::string& f : shards) {
     if (!fs::is_regular_file(d / f, ec))
-      fail(label, fmt("shard '%s' named by the index is missing", show(f).c_str()));
+      fail(label, fmt("shard '%s' named by the index is missing", printable(f).c_str()));
   }
 
   std::unique_ptr<SafetensorsSet> s(new SafetensorsSet());
@@ -245,7 +234,7 @@ std::unique_ptr<SafetensorsSet> SafetensorsSet::open_dir(const std::string& dir)
     auto it = s->index_.find(name);
     if (it == s->index_.end() || it->second < lo || it->second >= hi)
       fail(label, fmt("tensor '%s' listed in the index is missing from shard '%s'",
-                      show(name).c_str(), show(f).c_str()));
+                      printable(name).c_str(), printable(f).c_str()));
   }
   return s;
 }

@@ -18,6 +18,17 @@ std::string fmt(const char* f, ...) {
   return out;
 }
 
+std::string printable(std::string_view s, size_t max_len) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_len; ++i) {
+    const unsigned char ch = static_cast<unsigned char>(s[i]);
+    if (ch < 0x20 || ch == 0x7f) out += fmt("\\x%02x", ch);
+    else out += char(ch);
+  }
+  if (s.size() > max_len) out += "...";
+  return out;
+}
+
 void assert_fail(const char* expr, const char* file, int line) {
   std::fprintf(stderr, "squeeze: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
   std::abort();

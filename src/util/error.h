@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace squeeze {
 
@@ -15,6 +16,10 @@ struct Error : std::runtime_error {
 
 // printf-style message builder for errors, e.g. throw Error(fmt("bad %s", x)).
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+
+// Input-provided text made safe for a one-line error message: control bytes escaped as \xHH
+// and the length capped, so a corrupt name cannot split the line or flood the terminal.
+std::string printable(std::string_view s, size_t max_len = 96);
 
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line);
 
