@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"info", squeeze::cli::cmd_info, "describe a model file: architecture, tokenizer, tensors"},
     {"perplexity", squeeze::cli::cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"logits", squeeze::cli::cmd_logits, "write the logits of every position of a token list"},
+    {"bench", squeeze::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
 };
 
 void usage(FILE* out) {

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import DEFAULT_MODEL, run
 
-COMMANDS = ["run", "tokenize", "info", "perplexity", "logits"]
+COMMANDS = ["run", "tokenize", "info", "perplexity", "logits", "bench"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
