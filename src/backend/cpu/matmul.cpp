@@ -1,10 +1,12 @@
 // Weight x activation products on the CPU. Activations are converted once per call to the weight
-// type's vec_dot format (as llama.cpp does), then every (weight row, token) pair is one vec_dot.
-// Rows are split across threads; tokens are walked in tiles so a tile of converted activations
-// stays in cache while a run of weight rows streams past it.
+// type's vec_dot format (as llama.cpp does). Rows are split across threads; each thread runs the
+// tiled kernels of quant/gemm.h over its rows, or, for types without them, one vec_dot per
+// (weight row, token) pair, walking tokens in tiles so converted activations stay in cache.
+// Both give the same bits.
 #include <algorithm>
 
 #include "backend/cpu/cpu_backend.h"
+#include "quant/gemm.h"
 #include "quant/vec_dot.h"
 #include "util/error.h"
 
@@ -27,8 +29,14 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
     act = act_scratch_.data();
   }
 
-  const VecDotFn dot = vec_dot_fn(w.type, numerics_);
   if (k % type_info(w.type).block_elems != 0) throw Error("matmul: row length is not a multiple of the block size");
+  if (const GemmFn gemm = gemm_fn(w.type, numerics_)) {
+    pool_.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
+      gemm(w.data + size_t(o0) * w_row, w_row, act, a_row, k, o1 - o0, n_tokens, y + o0, n_out);
+    }, 16);
+    return;
+  }
+  const VecDotFn dot = vec_dot_fn(w.type, numerics_);
   constexpr int64_t kRowTile = 16, kTokTile = 32;
   pool_.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
     for (int64_t ob = o0; ob < o1; ob += kRowTile) {

@@ -1,11 +1,14 @@
 #pragma once
 // A fixed pool of worker threads for data-parallel loops. The calling thread takes part in every
-// loop, so a pool of N threads runs N-1 workers. Work is split into contiguous ranges up front:
-// no locks or allocation inside a loop body.
+// loop, so a pool of N threads runs N-1 workers. Work is split into contiguous ranges up front.
+//
+// A forward pass issues hundreds of short loops per token, so the hand-off is built for latency:
+// workers spin on an atomic generation counter (no lock, no syscall) for a while after each loop
+// and only then sleep on it (futex via std::atomic::wait). The job is passed by reference, never
+// copied into a std::function, so starting a loop allocates nothing.
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -22,22 +25,35 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(begin, end, thread_index) over [0, n) split into one range per thread, and waits.
-  // Ranges are multiples of grain (except the last) so callers can keep blocks whole.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
+  // Ranges are multiples of grain (except the last) so callers can keep blocks whole. An exception
+  // thrown by fn on any thread is rethrown here once every thread is done.
+  template <typename Fn>
+  void parallel_for(int64_t n, const Fn& fn, int64_t grain = 1) {
+    run(n, grain, &fn, [](const void* f, int64_t b, int64_t e, int t) { (*static_cast<const Fn*>(f))(b, e, t); });
+  }
 
  private:
+  using Trampoline = void (*)(const void*, int64_t, int64_t, int);
+
+  void run(int64_t n, int64_t grain, const void* fn, Trampoline call);
   void worker(int index);
   void run_range(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+
+  // The current job; written by the caller before generation_ is bumped (release) and read by
+  // workers after they see the new generation (acquire).
+  const void* job_fn_ = nullptr;
+  Trampoline job_call_ = nullptr;
   int64_t job_n_ = 0, job_grain_ = 1;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  alignas(64) std::atomic<int> pending_{0};  // workers still running the current job
+  alignas(64) std::atomic<int> sleepers_{0};  // workers blocked in generation_.wait
+  std::atomic<bool> stop_{false};
+  std::mutex error_mu_;        // only taken when a loop body throws
+  std::exception_ptr error_;   // the first exception a worker caught in the current job
 };
 
 }  // namespace squeeze

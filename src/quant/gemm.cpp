@@ -1,0 +1,94 @@
+// Picks the tiled kernels for this CPU. Each set matches the vec_dot kernels bit for bit, so
+// which one runs changes speed only.
+#include "quant/gemm.h"
+
+#include "quant/kernels.h"
+
+namespace squeeze {
+
+#if defined(__x86_64__)
+namespace quant {
+#define SQZ_DECLARE_GEMM(ns)                                                                                 \
+  namespace ns {                                                                                             \
+  void gemm_q4_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q5_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q8_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q4_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q6_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  }
+SQZ_DECLARE_GEMM(gemm_avx2)
+SQZ_DECLARE_GEMM(gemm_avx512)
+#undef SQZ_DECLARE_GEMM
+}  // namespace quant
+
+namespace {
+
+
+template <typename Set>
+GemmFn pick(GGMLType t, Numerics numerics) {
+  switch (t) {
+    // The 32-element kernels accumulate in llama.cpp's lane order in both numerics modes.
+    case GGMLType::Q4_0: return Set::q4_0;
+    case GGMLType::Q5_0: return Set::q5_0;
+    case GGMLType::Q8_0: return Set::q8_0;
+    // K-quants: only llama.cpp's order has tiled kernels; exact mode sums integers first.
+    case GGMLType::Q4_K: return numerics == Numerics::llamacpp ? Set::q4_k : nullptr;
+    case GGMLType::Q6_K: return numerics == Numerics::llamacpp ? Set::q6_k : nullptr;
+    default: return nullptr;
+  }
+}
+
+#define SQZ_GEMM_SET(name, ns)                          \
+  struct name {                                         \
+    static constexpr GemmFn q4_0 = quant::ns::gemm_q4_0; \
+    static constexpr GemmFn q5_0 = quant::ns::gemm_q5_0; \
+    static constexpr GemmFn q8_0 = quant::ns::gemm_q8_0; \
+    static constexpr GemmFn q4_k = quant::ns::gemm_q4_k; \
+    static constexpr GemmFn q6_k = quant::ns::gemm_q6_k; \
+  };
+SQZ_GEMM_SET(Avx2Set, gemm_avx2)
+SQZ_GEMM_SET(Avx512Set, gemm_avx512)
+#undef SQZ_GEMM_SET
+
+}  // namespace
+
+GemmIsa gemm_isa() {
+  static const GemmIsa isa = [] {
+    if (!quant::avx2::supported()) return GemmIsa::none;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni"))
+      return GemmIsa::avx512_vnni;
+    return GemmIsa::avx2;
+  }();
+  return isa;
+}
+
+GemmFn gemm_fn(GGMLType t, Numerics numerics, GemmIsa isa) {
+  if (int(isa) > int(gemm_isa())) return nullptr;
+  switch (isa) {
+    case GemmIsa::avx512_vnni: return pick<Avx512Set>(t, numerics);
+    case GemmIsa::avx2: return pick<Avx2Set>(t, numerics);
+    default: return nullptr;
+  }
+}
+
+#else  // no tiled kernels off x86: vec_dot per pair
+
+GemmIsa gemm_isa() { return GemmIsa::none; }
+GemmFn gemm_fn(GGMLType, Numerics, GemmIsa) { return nullptr; }
+
+#endif
+
+GemmFn gemm_fn(GGMLType t, Numerics numerics) { return gemm_fn(t, numerics, gemm_isa()); }
+
+const char* gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::avx512_vnni: return "avx512-vnni";
+    case GemmIsa::avx2: return "avx2";
+    default: return "none";
+  }
+}
+
+}  // namespace squeeze

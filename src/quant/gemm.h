@@ -1,0 +1,37 @@
+#pragma once
+// Tiled weight x activation products: many (weight row, token) dot products at once.
+//
+// A tile of R weight rows x T tokens is computed together, so each weight block is unpacked
+// once for T tokens and each activation block loaded once for R rows. Every output still gets
+// exactly the arithmetic of vec_dot_fn(type, numerics) for its pair: the integer lane sums are
+// the same (integers add exactly in any order), and each output's float accumulation runs block
+// by block in the same order. So the result is bit-identical to the one-pair-at-a-time path,
+// and the tests check that.
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/ggml_type.h"
+#include "quant/numerics.h"
+
+namespace squeeze {
+
+// y[t * ldy + r] = dot(weight row r, activation row t) for r < n_rows, t < n_tok. Weight row r
+// starts at w + r * w_stride, activation row t (already in vec_dot_type) at a + t * a_stride; k
+// is the row length in elements.
+using GemmFn = void (*)(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t k,
+                        int64_t n_rows, int64_t n_tok, float* y, int64_t ldy);
+
+// The instruction sets with tiled kernels, in increasing order.
+enum class GemmIsa { none, avx2, avx512_vnni };
+
+// The best one this CPU runs, and its name ("avx512-vnni", "avx2", "none").
+GemmIsa gemm_isa();
+const char* gemm_isa_name(GemmIsa isa);
+
+// The tiled kernel for this weight type and numerics with the CPU's best instruction set (or a
+// given one, which must not exceed gemm_isa(): tests compare them), or nullptr when there is
+// none (the caller then loops over vec_dot_fn).
+GemmFn gemm_fn(GGMLType weight_type, Numerics numerics);
+GemmFn gemm_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
+
+}  // namespace squeeze
