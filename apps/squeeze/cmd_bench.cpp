@@ -80,6 +80,7 @@ int cmd_bench(int argc, char** argv) {
   a.value("-r", "--repetitions", "N", "timed repetitions of each test", "5");
   a.value("", "--seed", "S", "seed of the random token ids", "42");
   a.flag("", "--json", "print one JSON object per test instead of a table");
+  a.flag("", "--no-warmup", "skip the untimed warmup run before each test (for cold-start timings)");
   if (!a.parse(argc, argv)) return 0;
   const long long n_prompt = a.integer("--n-prompt"), n_gen = a.integer("--n-gen"), reps = a.integer("--repetitions");
   if (n_prompt < 0 || n_gen < 0) throw Error("-p and -n must be >= 0");
@@ -172,13 +173,13 @@ int cmd_bench(int argc, char** argv) {
   };
 
   if (n_prompt > 0) {
-    run_pp();  // warmup
+    if (!a.has("--no-warmup")) run_pp();
     std::vector<double> ts;
     for (long long r = 0; r < reps; ++r) ts.push_back(double(n_prompt) / run_pp());
     report("pp", n_prompt, ts);
   }
   if (n_gen > 0) {
-    run_tg(1);  // warmup: one token, as llama-bench does
+    if (!a.has("--no-warmup")) run_tg(1);  // one token, as llama-bench does
     std::vector<double> ts;
     for (long long r = 0; r < reps; ++r) ts.push_back(double(n_gen) / run_tg(n_gen));
     report("tg", n_gen, ts);

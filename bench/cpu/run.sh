@@ -6,6 +6,7 @@
 #   Without arguments: the default Gemma 3 270M Q4_K_M plus the four TinyLlama-shaped random
 #   models (F16, Q8_0, Q4_0, Q4_K_M), generated into $MODELS_DIR if missing (2.2 GB for F16).
 # env: THREADS (default: nproc), P (512), N (128), REPS (3 per round), ROUNDS (3),
+#      TTFT_ROUNDS (3; 0 skips the cold time-to-first-token runs),
 #      LLAMACPP_BUILD (llama.cpp build dir made by bench/peers/llamacpp.sh; default
 #      /work/llamacpp-build), MODELS_DIR (default bench/cpu/models, git-ignored), SQUEEZE (squeeze binary; default: build-bench/bin/squeeze, built if missing),
 #      PYTHON (with numpy + gguf for make_models.py; default .venv/bin/python if present).
@@ -104,11 +105,38 @@ for m in "${MODELS[@]}"; do
     base=$(basename "$m" .gguf)
     for r in $(seq 1 "$ROUNDS"); do
         echo "[$base] round $r/$ROUNDS: squeeze" >&2
-        "$SQUEEZE" bench -m "$m" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" --json \
+        # Peak resident memory (KiB) of the whole process, by GNU time, for both engines alike.
+        /usr/bin/time -f "%M" -a -o "$OUTDIR/$base.squeeze.rss" \
+            "$SQUEEZE" bench -m "$m" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" --json \
             >> "$OUTDIR/$base.squeeze.jsonl" 2>> "$OUTDIR/$base.squeeze.log"
         echo "[$base] round $r/$ROUNDS: llama.cpp" >&2
-        "$LB" -m "$m" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" -o jsonl \
+        /usr/bin/time -f "%M" -a -o "$OUTDIR/$base.llamacpp.rss" \
+            "$LB" -m "$m" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" -o jsonl \
             >> "$OUTDIR/$base.llamacpp.jsonl" 2>> "$OUTDIR/$base.llamacpp.log"
+    done
+done
+
+# --- cold time to first token -------------------------------------------------------------------
+# A fresh process with the model file dropped from the page cache (posix_fadvise DONTNEED; the
+# share still cached afterwards is logged), timed from exec to the end of one 512-token prompt
+# (its logits are the first token's): mmap + page faults from disk + prefill, no warmup run.
+evict() {
+    "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$1"
+    fincore -b -n -o RES,SIZE "$1" >> "$OUTDIR/ttft.fincore" 2>/dev/null || true
+}
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+for m in "${MODELS[@]}"; do
+    base=$(basename "$m" .gguf)
+    for r in $(seq 1 "${TTFT_ROUNDS:-3}"); do
+        echo "[$base] cold TTFT round $r" >&2
+        evict "$m"; t0=$EPOCHREALTIME
+        "$SQUEEZE" bench -m "$m" -p 512 -n 0 -r 1 --no-warmup -t "$THREADS" --json > /dev/null 2>&1
+        echo "$base squeeze $(since "$t0")" >> "$OUTDIR/ttft.txt"
+        evict "$m"; t0=$EPOCHREALTIME
+        "$LB" -m "$m" -p 512 -n 0 -r 1 --no-warmup -t "$THREADS" -o jsonl > /dev/null 2>&1
+        echo "$base llamacpp $(since "$t0")" >> "$OUTDIR/ttft.txt"
     done
 done
 
@@ -133,6 +161,13 @@ def samples(path):
         size = o.get("model_size", size)
     return out, size
 
+def peak_rss_mib(path):
+    """The largest peak RSS (GNU time %M, KiB) over the rounds, in MiB."""
+    if not os.path.exists(path):
+        return float("nan")
+    vals = [int(l) for l in open(path) if l.strip().isdigit()]
+    return max(vals) / 1024 if vals else float("nan")
+
 print(f"copy bandwidth: {copy_gbs:.1f} GB/s (memcpy of 1 GiB, read+write bytes)\n")
 print("| model | test | squeeze t/s | llama.cpp t/s | squeeze/llama.cpp | squeeze GB/s (% copy) | llama.cpp GB/s (% copy) |")
 print("|---|---|---:|---:|---:|---:|---:|")
@@ -151,5 +186,21 @@ for m in models:
         else:
             bw = " | |"
         print(f"| {base} | {test} | {a:.2f} | {b:.2f} | {a / b:.2f} |{bw}")
+
+print("\n| model | squeeze peak RSS MiB | llama.cpp peak RSS MiB | ratio | cold TTFT pp512 squeeze s | llama.cpp s |")
+print("|---|---:|---:|---:|---:|---:|")
+ttft = {}
+tpath = os.path.join(outdir, "ttft.txt")
+if os.path.exists(tpath):
+    for line in open(tpath):
+        base, eng, secs = line.split()
+        ttft.setdefault((base, eng), []).append(float(secs))
+for m in models:
+    base = os.path.basename(m)[:-5] if m.endswith(".gguf") else os.path.basename(m)
+    ra = peak_rss_mib(os.path.join(outdir, base + ".squeeze.rss"))
+    rb = peak_rss_mib(os.path.join(outdir, base + ".llamacpp.rss"))
+    ta = statistics.median(ttft.get((base, "squeeze"), [float("nan")]))
+    tb = statistics.median(ttft.get((base, "llamacpp"), [float("nan")]))
+    print(f"| {base} | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} | {ta:.2f} | {tb:.2f} |")
 EOF
 echo "raw results: $OUTDIR" >&2

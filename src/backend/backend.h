@@ -49,6 +49,10 @@ class Backend {
   // y[r] = x[r] / rms(x[r]) * (w + w_offset), rows of n; y may alias x.
   virtual void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
                         float* y) = 0;
+  // The residual add fused with the norm after it: x[r] += delta[r], then y[r] = rms_norm(x[r]),
+  // rows of n; y may alias delta (each row is read before it is written).
+  virtual void add_rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n,
+                            float eps, float* y) = 0;
   // x += y over n floats.
   virtual void add(float* x, const float* y, int64_t n) = 0;
   // x += bias, broadcast over rows of n.

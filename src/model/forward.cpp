@@ -55,12 +55,21 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
   be.get_rows(*W.tok_embd, batch.tokens.data(), T, x_.data());
   if (hp.embed_scale) be.scale(x_.data(), std::sqrt(float(H)), T * H);
 
+  // Each block's output (in xn_) is added to the residual stream x_ together with the norm that
+  // follows it, in one pass.
+  bool residual_pending = false;
+  auto norm_residual = [&](const float* w) {
+    if (residual_pending) be.add_rms_norm(x_.data(), xn_.data(), w, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    else be.rms_norm(x_.data(), w, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    residual_pending = false;
+  };
+
   for (int32_t il = 0; il < hp.n_layer; ++il) {
     const LayerWeights& L = W.layers[size_t(il)];
     const bool swa = hp.is_swa(il);
 
     // Attention block.
-    be.rms_norm(x_.data(), L.attn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    norm_residual(L.attn_norm);
     be.matmul(*L.wq, xn_.data(), T, q_.data());
     be.matmul(*L.wk, xn_.data(), T, k_.data());
     be.matmul(*L.wv, xn_.data(), T, v_.data());
@@ -83,18 +92,19 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
     be.attention(kv, ap, q_.data(), tp, attn_.data());
     be.matmul(*L.wo, attn_.data(), T, xn_.data());
     if (L.post_attn_norm) be.rms_norm(xn_.data(), L.post_attn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
-    be.add(x_.data(), xn_.data(), T * H);
+    residual_pending = true;
 
     // Feed-forward block.
-    be.rms_norm(x_.data(), L.ffn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
+    norm_residual(L.ffn_norm);
     be.matmul(*L.ffn_gate, xn_.data(), T, ffa_.data());
     be.matmul(*L.ffn_up, xn_.data(), T, ffb_.data());
     be.glu(ffa_.data(), ffb_.data(), ffa_.data(), T * hp.n_ff,
            hp.act == Activation::silu ? GluKind::silu : GluKind::gelu_tanh);
     be.matmul(*L.ffn_down, ffa_.data(), T, xn_.data());
     if (L.post_ffn_norm) be.rms_norm(xn_.data(), L.post_ffn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
-    be.add(x_.data(), xn_.data(), T * H);
+    residual_pending = true;
   }
+  if (residual_pending) be.add(x_.data(), xn_.data(), T * H);
 
   // Only the rows that need logits go through the final norm and the (large) output matrix.
   const int64_t R = int64_t(batch.logit_rows.size());

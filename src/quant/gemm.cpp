@@ -10,6 +10,7 @@ namespace squeeze {
 namespace quant {
 #define SQZ_DECLARE_GEMM(ns)                                                                                 \
   namespace ns {                                                                                             \
+  void gemm_f16(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   void gemm_q4_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q5_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q8_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
@@ -27,6 +28,7 @@ namespace {
 template <typename Set>
 GemmFn pick(GGMLType t, Numerics numerics) {
   switch (t) {
+    case GGMLType::F16: return Set::f16;
     // The 32-element kernels accumulate in llama.cpp's lane order in both numerics modes.
     case GGMLType::Q4_0: return Set::q4_0;
     case GGMLType::Q5_0: return Set::q5_0;
@@ -40,6 +42,7 @@ GemmFn pick(GGMLType t, Numerics numerics) {
 
 #define SQZ_GEMM_SET(name, ns)                          \
   struct name {                                         \
+    static constexpr GemmFn f16 = quant::ns::gemm_f16;   \
     static constexpr GemmFn q4_0 = quant::ns::gemm_q4_0; \
     static constexpr GemmFn q5_0 = quant::ns::gemm_q5_0; \
     static constexpr GemmFn q8_0 = quant::ns::gemm_q8_0; \

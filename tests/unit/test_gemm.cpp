@@ -65,7 +65,8 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Gemm,
-                         ::testing::Values(GemmCase{GGMLType::Q4_0, 640}, GemmCase{GGMLType::Q5_0, 640},
+                         ::testing::Values(GemmCase{GGMLType::F16, 640}, GemmCase{GGMLType::F16, 77}, GemmCase{GGMLType::F16, 2048},
+                                           GemmCase{GGMLType::Q4_0, 640}, GemmCase{GGMLType::Q5_0, 640},
                                            GemmCase{GGMLType::Q8_0, 640}, GemmCase{GGMLType::Q4_0, 32},
                                            GemmCase{GGMLType::Q4_K, 512}, GemmCase{GGMLType::Q6_K, 512},
                                            GemmCase{GGMLType::Q4_K, 256}, GemmCase{GGMLType::Q6_K, 2048}),

@@ -48,19 +48,31 @@ void CpuBackend::get_rows(const TensorRef& table, const int32_t* ids, int64_t n,
   }
 }
 
+void CpuBackend::rms_norm_row(const float* xr, const float* w, float w_offset, int64_t n, float eps, float* yr) const {
+  double ss = 0;  // double, as llama.cpp: rows can be long and values large
+  if (numerics_ == Numerics::llamacpp)  // llama.cpp squares in float, then sums in double
+    for (int64_t i = 0; i < n; ++i) ss += double(xr[i] * xr[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
+  const float s = 1.0f / std::sqrt(float(ss / double(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * s) * (w[i] + w_offset);
+}
+
 void CpuBackend::rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
                           float* y) {
   pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) rms_norm_row(x + r * n, w, w_offset, n, eps, y + r * n);
+  });
+}
+
+void CpuBackend::add_rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n,
+                              float eps, float* y) {
+  pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * n;
-      float* yr = y + r * n;
-      double ss = 0;  // double, as llama.cpp: rows can be long and values large
-      if (numerics_ == Numerics::llamacpp)  // llama.cpp squares in float, then sums in double
-        for (int64_t i = 0; i < n; ++i) ss += double(xr[i] * xr[i]);
-      else
-        for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * double(xr[i]);
-      const float s = 1.0f / std::sqrt(float(ss / double(n)) + eps);
-      for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * s) * (w[i] + w_offset);
+      float* xr = x + r * n;
+      const float* dr = delta + r * n;
+      for (int64_t i = 0; i < n; ++i) xr[i] += dr[i];
+      rms_norm_row(xr, w, w_offset, n, eps, y + r * n);
     }
   });
 }

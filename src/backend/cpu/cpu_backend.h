@@ -20,6 +20,8 @@ class CpuBackend final : public Backend {
   void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) override;
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) override;
+  void add_rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
+                    float* y) override;
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* x, const float* bias, int64_t rows, int64_t n) override;
   void scale(float* x, float s, int64_t n) override;
@@ -33,6 +35,8 @@ class CpuBackend final : public Backend {
  private:
   void attention_llamacpp(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
                           float* out);
+
+  void rms_norm_row(const float* x, const float* w, float w_offset, int64_t n, float eps, float* y) const;
 
   ThreadPool pool_;
   Numerics numerics_;
