@@ -16,6 +16,8 @@ namespace quant {
   void gemm_q8_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q6_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q4_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   }
 SQZ_DECLARE_GEMM(gemm_avx2)
 SQZ_DECLARE_GEMM(gemm_avx512)
@@ -33,9 +35,9 @@ GemmFn pick(GGMLType t, Numerics numerics) {
     case GGMLType::Q4_0: return Set::q4_0;
     case GGMLType::Q5_0: return Set::q5_0;
     case GGMLType::Q8_0: return Set::q8_0;
-    // K-quants: only llama.cpp's order has tiled kernels; exact mode sums integers first.
-    case GGMLType::Q4_K: return numerics == Numerics::llamacpp ? Set::q4_k : nullptr;
-    case GGMLType::Q6_K: return numerics == Numerics::llamacpp ? Set::q6_k : nullptr;
+    // K-quants: llama.cpp's lane order, or the exact mode's sum-the-integers-first order.
+    case GGMLType::Q4_K: return numerics == Numerics::llamacpp ? Set::q4_k : Set::q4_k_exact;
+    case GGMLType::Q6_K: return numerics == Numerics::llamacpp ? Set::q6_k : Set::q6_k_exact;
     default: return nullptr;
   }
 }
@@ -48,6 +50,8 @@ GemmFn pick(GGMLType t, Numerics numerics) {
     static constexpr GemmFn q8_0 = quant::ns::gemm_q8_0; \
     static constexpr GemmFn q4_k = quant::ns::gemm_q4_k; \
     static constexpr GemmFn q6_k = quant::ns::gemm_q6_k; \
+    static constexpr GemmFn q4_k_exact = quant::ns::gemm_q4_k_exact; \
+    static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
   };
 SQZ_GEMM_SET(Avx2Set, gemm_avx2)
 SQZ_GEMM_SET(Avx512Set, gemm_avx512)

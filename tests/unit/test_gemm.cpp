@@ -78,7 +78,10 @@ TEST(Gemm, ExistsWhereTheCpuHasAvx2) {
   if (gemm_isa() == GemmIsa::none) GTEST_SKIP() << "no AVX2";
   for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q8_0})
     EXPECT_NE(gemm_fn(t, Numerics::exact), nullptr) << type_name(t);
-  for (GGMLType t : {GGMLType::Q4_K, GGMLType::Q6_K}) EXPECT_NE(gemm_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
+  for (GGMLType t : {GGMLType::Q4_K, GGMLType::Q6_K}) {
+    EXPECT_NE(gemm_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
+    EXPECT_NE(gemm_fn(t, Numerics::exact), nullptr) << type_name(t);
+  }
   EXPECT_EQ(gemm_fn(GGMLType::Q4_0, Numerics::exact, GemmIsa::none), nullptr);
 }
 
