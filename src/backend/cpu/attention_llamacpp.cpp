@@ -21,8 +21,9 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "backend/cpu/attention_llamacpp_kernels.h"
 #include "backend/cpu/cpu_backend.h"
@@ -66,23 +67,28 @@ struct Setup {
   }
 };
 
-// The one-query path for query head h of token t; buf holds 3 * d floats.
+// The one-query path for query head h of token t; buf holds 3 * d floats plus one per key.
 void attend_one(const Setup& c, const float* q, int64_t t, int32_t h, float* buf, float* out) {
-  const int32_t d = c.d, hk = h / c.group, layer = c.ap.layer, pos = c.tp.pos[t];
+  const int32_t d = c.d, hk = h / c.group, layer = c.ap.layer, pos = c.tp.pos[t], lo = c.lo(t);
+  const int32_t* blocks = c.tp.blocks[t];
   float* qv = buf;
   float* acc = qv + d;
   uint16_t* acc16 = reinterpret_cast<uint16_t*>(acc + d);  // d halves fit in d floats
+  float* scores = acc + 2 * d;
   c.load_q(q, t, h, qv);
   if (c.f16) c.kn.round_f16(qv, d);
+  // All scores first: they do not depend on the softmax state, and independent dot products
+  // overlap in the pipeline where one per key in the softmax loop would wait on the last.
+  for (int32_t p = lo; p <= pos; ++p) {
+    const uint8_t* kr = c.kv.k(layer, blocks[p / c.bs], p % c.bs, hk);
+    scores[p - lo] = c.f16 ? c.kn.dot_f16(reinterpret_cast<const uint16_t*>(kr), qv, d)
+                           : c.kn.dot_f32(reinterpret_cast<const float*>(kr), qv, d);
+  }
   std::fill(acc, acc + d, 0.0f);
   std::fill(acc16, acc16 + d, uint16_t(0));
   float M = -kInf, S = 0.0f;
-  for (int32_t p = c.lo(t); p <= pos; ++p) {
-    const int32_t block = c.tp.blocks[t][p / c.bs], slot = p % c.bs;
-    const uint8_t* kr = c.kv.k(layer, block, slot, hk);
-    float sc = c.f16 ? c.kn.dot_f16(reinterpret_cast<const uint16_t*>(kr), qv, d)
-                     : c.kn.dot_f32(reinterpret_cast<const float*>(kr), qv, d);
-    sc = sc * c.s_scale;
+  for (int32_t p = lo; p <= pos; ++p) {
+    float sc = scores[p - lo] * c.s_scale;
     sc += 0.0f;  // the (zero) mask value
     float ms = 1.0f, vs = 1.0f;
     if (sc > M) {
@@ -95,7 +101,7 @@ void attend_one(const Setup& c, const float* q, int64_t t, int32_t h, float* buf
     } else {
       vs = std::exp(sc - M);
     }
-    const uint8_t* vr = c.kv.v(layer, block, slot, hk);
+    const uint8_t* vr = c.kv.v(layer, blocks[p / c.bs], p % c.bs, hk);
     if (c.f16) c.kn.mad_f16(acc16, reinterpret_cast<const uint16_t*>(vr), vs, d);
     else c.kn.mad_f32(acc, reinterpret_cast<const float*>(vr), vs, d);
     S = S * ms + vs;
@@ -263,8 +269,10 @@ void CpuBackend::attention_llamacpp(const KVCache& kv, const AttentionParams& ap
                 g.type == GGMLType::F16, ap.scale_q ? 1.0f : ap.scale};
   const int64_t T = tp.n_tokens;
   if (T < kTiledMinQueries) {
+    int32_t max_keys = 0;
+    for (int64_t t = 0; t < T; ++t) max_keys = std::max(max_keys, tp.pos[t] - c.lo(t) + 1);
     pool_.parallel_for(T * ap.n_head, [&](int64_t i0, int64_t i1, int ti) {
-      float* buf = aligned_scratch(thread_scratch_[size_t(ti)], 3 * size_t(c.d));
+      float* buf = aligned_scratch(thread_scratch_[size_t(ti)], 3 * size_t(c.d) + size_t(max_keys));
       for (int64_t item = i0; item < i1; ++item) attend_one(c, q, item / ap.n_head, int32_t(item % ap.n_head), buf, out);
     });
     return;

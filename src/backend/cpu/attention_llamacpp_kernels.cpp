@@ -15,6 +15,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define SQZ_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define SQZ_UNROLL _Pragma("GCC unroll 8")
 #endif
 
 namespace squeeze::attn_llamacpp {
@@ -260,19 +261,19 @@ SQZ_AVX2 void scores_block(const float* const* q, const float* kt, int32_t d, in
   constexpr int32_t W = 8 * NK;
   for (int32_t j = j0 / W * W; j <= j1; j += W) {
     __m256 acc[NQ][NK];
-    for (int b = 0; b < NQ; ++b)
-      for (int k = 0; k < NK; ++k) acc[b][k] = _mm256_setzero_ps();
+    SQZ_UNROLL for (int b = 0; b < NQ; ++b)
+      SQZ_UNROLL for (int k = 0; k < NK; ++k) acc[b][k] = _mm256_setzero_ps();
     const float* kp = kt + j;
     for (int32_t i = 0; i < d; ++i, kp += kTileKV) {
       __m256 kv[NK];
-      for (int k = 0; k < NK; ++k) kv[k] = _mm256_loadu_ps(kp + 8 * k);
-      for (int b = 0; b < NQ; ++b) {
+      SQZ_UNROLL for (int k = 0; k < NK; ++k) kv[k] = _mm256_loadu_ps(kp + 8 * k);
+      SQZ_UNROLL for (int b = 0; b < NQ; ++b) {
         const __m256 qb = _mm256_broadcast_ss(q[b] + i);
-        for (int k = 0; k < NK; ++k) acc[b][k] = _mm256_fmadd_ps(kv[k], qb, acc[b][k]);
+        SQZ_UNROLL for (int k = 0; k < NK; ++k) acc[b][k] = _mm256_fmadd_ps(kv[k], qb, acc[b][k]);
       }
     }
-    for (int b = 0; b < NQ; ++b)
-      for (int k = 0; k < NK; ++k) _mm256_storeu_ps(s + b * kTileKV + j + 8 * k, acc[b][k]);
+    SQZ_UNROLL for (int b = 0; b < NQ; ++b)
+      SQZ_UNROLL for (int k = 0; k < NK; ++k) _mm256_storeu_ps(s + b * kTileKV + j + 8 * k, acc[b][k]);
   }
 }
 
@@ -328,19 +329,21 @@ SQZ_AVX2 double exp_tile_avx2(float* s, float m) {
 template <int NQ, int NI>
 SQZ_AVX2 inline void accumulate_block(float* const* acc, const float* const* p, const float* const* v, int32_t j0,
                                       int32_t j1, int32_t i) {
+  // Fully unrolled on purpose: otherwise GCC keeps a copy of the accumulators on the stack and
+  // stores them after every key.
   __m256 a[NQ][NI];
-  for (int b = 0; b < NQ; ++b)
-    for (int k = 0; k < NI; ++k) a[b][k] = _mm256_loadu_ps(acc[b] + i + 8 * k);
+  SQZ_UNROLL for (int b = 0; b < NQ; ++b)
+    SQZ_UNROLL for (int k = 0; k < NI; ++k) a[b][k] = _mm256_loadu_ps(acc[b] + i + 8 * k);
   for (int32_t j = j0; j <= j1; ++j) {
     __m256 vv[NI];
-    for (int k = 0; k < NI; ++k) vv[k] = _mm256_loadu_ps(v[j] + i + 8 * k);
-    for (int b = 0; b < NQ; ++b) {
-      const __m256 pb = _mm256_broadcast_ss(p[b] + j);
-      for (int k = 0; k < NI; ++k) a[b][k] = _mm256_fmadd_ps(vv[k], pb, a[b][k]);
+    SQZ_UNROLL for (int k = 0; k < NI; ++k) vv[k] = _mm256_loadu_ps(v[j] + i + 8 * k);
+    SQZ_UNROLL for (int b = 0; b < NQ; ++b) {
+      const __m256 pj = _mm256_broadcast_ss(p[b] + j);
+      SQZ_UNROLL for (int k = 0; k < NI; ++k) a[b][k] = _mm256_fmadd_ps(vv[k], pj, a[b][k]);
     }
   }
-  for (int b = 0; b < NQ; ++b)
-    for (int k = 0; k < NI; ++k) _mm256_storeu_ps(acc[b] + i + 8 * k, a[b][k]);
+  SQZ_UNROLL for (int b = 0; b < NQ; ++b)
+    SQZ_UNROLL for (int k = 0; k < NI; ++k) _mm256_storeu_ps(acc[b] + i + 8 * k, a[b][k]);
 }
 
 template <int NQ, int NI>

@@ -1,8 +1,9 @@
 #pragma once
 // Inner loops of attention_llamacpp.cpp. Two sets with the same results bit for bit: AVX2/FMA/F16C
-// intrinsics, taken when the CPU has those features, and portable scalar code (std::fma rounds
-// exactly like vfmadd; F16C conversions round to nearest even like util/fp16.h, and every value
-// they produce only feeds arithmetic, which quiets NaNs the same way either way).
+// intrinsics, taken when the CPU has those features (checked at run time, so the build stays
+// baseline x86-64), and portable scalar code. std::fma rounds exactly like vfmadd. F16C converts
+// like util/fp16.h except that it quiets signaling NaNs, and none reach these kernels: the cache
+// and the F16 accumulator only ever hold results of arithmetic, which are never signaling.
 #include <cstdint>
 
 namespace squeeze::attn_llamacpp {
