@@ -16,6 +16,9 @@ namespace quant {
   void gemm_q8_0(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q6_k(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q4_0_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q5_0_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q8_0_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   }
@@ -31,10 +34,10 @@ template <typename Set>
 GemmFn pick(GGMLType t, Numerics numerics) {
   switch (t) {
     case GGMLType::F16: return Set::f16;
-    // The 32-element kernels accumulate in llama.cpp's lane order in both numerics modes.
-    case GGMLType::Q4_0: return Set::q4_0;
-    case GGMLType::Q5_0: return Set::q5_0;
-    case GGMLType::Q8_0: return Set::q8_0;
+    // The 32-element formats: llama.cpp's lane order, or the scalar kernels' block order.
+    case GGMLType::Q4_0: return numerics == Numerics::llamacpp ? Set::q4_0 : Set::q4_0_exact;
+    case GGMLType::Q5_0: return numerics == Numerics::llamacpp ? Set::q5_0 : Set::q5_0_exact;
+    case GGMLType::Q8_0: return numerics == Numerics::llamacpp ? Set::q8_0 : Set::q8_0_exact;
     // K-quants: llama.cpp's lane order, or the exact mode's sum-the-integers-first order.
     case GGMLType::Q4_K: return numerics == Numerics::llamacpp ? Set::q4_k : Set::q4_k_exact;
     case GGMLType::Q6_K: return numerics == Numerics::llamacpp ? Set::q6_k : Set::q6_k_exact;
@@ -50,6 +53,9 @@ GemmFn pick(GGMLType t, Numerics numerics) {
     static constexpr GemmFn q8_0 = quant::ns::gemm_q8_0; \
     static constexpr GemmFn q4_k = quant::ns::gemm_q4_k; \
     static constexpr GemmFn q6_k = quant::ns::gemm_q6_k; \
+    static constexpr GemmFn q4_0_exact = quant::ns::gemm_q4_0_exact; \
+    static constexpr GemmFn q5_0_exact = quant::ns::gemm_q5_0_exact; \
+    static constexpr GemmFn q8_0_exact = quant::ns::gemm_q8_0_exact; \
     static constexpr GemmFn q4_k_exact = quant::ns::gemm_q4_k_exact; \
     static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
   };

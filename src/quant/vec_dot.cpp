@@ -38,7 +38,17 @@ VecDotFn best_kernel(GGMLType t) {
 
 namespace {
 
-constexpr uint32_t kTableSize = 40;  // one past the largest ggml type id squeeze knows
+constexpr uint32_t kTableSize = 40;
+
+// Exact mode: the scalar kernels' block order. Q4_0/Q5_0/Q8_0 keep it on every CPU (their tiled
+// kernels reproduce it); the other formats' AVX2 kernels either match it already (K-quants) or
+// accumulate in 8 lanes (floats, Q4_1, Q5_1).
+VecDotFn exact_kernel(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q4_0: case GGMLType::Q5_0: case GGMLType::Q8_0: return quant::scalar_kernel(t);
+    default: return quant::best_kernel(t);
+  }
+}  // one past the largest ggml type id squeeze knows
 
 struct KernelTable {
   VecDotFn fn[kTableSize] = {};
@@ -46,7 +56,7 @@ struct KernelTable {
     for (uint32_t id = 0; id < kTableSize; ++id)
       if (type_info(id))
         fn[id] = numerics == Numerics::llamacpp ? quant::llamacpp_order::kernel(GGMLType(id))
-                                                : quant::best_kernel(GGMLType(id));
+                                                : exact_kernel(GGMLType(id));
   }
 };
 

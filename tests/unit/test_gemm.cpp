@@ -32,7 +32,7 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
     const VecDotFn dot = vec_dot_fn(c.type, numerics);
     const GGMLType at = vec_dot_type(c.type);
     std::mt19937 rng(uint32_t(c.type) * 31u + uint32_t(c.k));
-    for (int64_t n_rows : {1, 2, 3, 4, 5, 11}) {
+    for (int64_t n_rows : {1, 2, 3, 4, 5, 11, 17}) {
       for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9, 70}) {
         const size_t wr = row_bytes(c.type, c.k), ar = row_bytes(at, c.k);
         std::vector<uint8_t> w(wr * size_t(n_rows)), a(ar * size_t(n_tok));
