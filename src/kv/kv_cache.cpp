@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <cstring>
 #include <new>
 
 #include "util/error.h"
@@ -16,6 +17,16 @@ KVCache::KVCache(const KVGeometry& g) : g_(g), pool_(g.n_blocks) {
     v_.assign(n, 0);
   } catch (const std::bad_alloc&) {
     throw Error(fmt("cannot allocate %.1f MiB for the KV cache", 2.0 * double(n) / (1 << 20)));
+  }
+}
+
+void KVCache::copy_block(int32_t src, int32_t dst) {
+  SQZ_ASSERT(src >= 0 && src < g_.n_blocks && dst >= 0 && dst < g_.n_blocks);
+  // A block is contiguous within a layer: [head][slot][dim].
+  const size_t bytes = size_t(g_.n_kv_heads) * size_t(g_.block_size) * size_t(g_.head_dim) * elem_bytes();
+  for (int32_t l = 0; l < g_.n_layers; ++l) {
+    std::memcpy(k(l, dst, 0, 0), k(l, src, 0, 0), bytes);
+    std::memcpy(v(l, dst, 0, 0), v(l, src, 0, 0), bytes);
   }
 }
 

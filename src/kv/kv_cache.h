@@ -35,6 +35,9 @@ class KVCache {
   const uint8_t* k(int32_t layer, int32_t block, int32_t slot, int32_t head) const { return k_.data() + offset(layer, block, slot, head); }
   const uint8_t* v(int32_t layer, int32_t block, int32_t slot, int32_t head) const { return v_.data() + offset(layer, block, slot, head); }
 
+  // Copies the K/V of block src into block dst in every layer (copy-on-write of a shared block).
+  void copy_block(int32_t src, int32_t dst);
+
  private:
   size_t offset(int32_t layer, int32_t block, int32_t slot, int32_t head) const {
     // [layer][block][head][slot][dim]: one head's keys of a block are contiguous, which is what
