@@ -34,6 +34,10 @@ struct AttentionParams {
   // llama.cpp applies `scale` to Q before attention for this architecture (Gemma 3) rather than
   // to the scores. Mathematically the same; Numerics::llamacpp follows it to round the same way.
   bool scale_q = false;
+  // Every query gets the same arithmetic whatever else is in the batch (how many tokens, which
+  // sequences): what a serving engine needs so that a request's output does not depend on the
+  // others. Numerics::llamacpp otherwise switches arithmetic with the batch size, as llama.cpp.
+  bool batch_invariant = false;
 };
 
 enum class GluKind { silu, gelu_tanh };

@@ -14,6 +14,8 @@ struct Batch {
   std::vector<int32_t> positions;
   std::vector<const int32_t*> blocks;  // per token: its sequence's block ids
   std::vector<int32_t> logit_rows;     // token indices whose logits forward() returns, in order
+  // Each token's results independent of the batch's size and makeup (AttentionParams).
+  bool batch_invariant = false;
 
   void clear() {
     tokens.clear();

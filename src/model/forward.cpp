@@ -89,6 +89,7 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
     be.kv_write(kv, il, k_.data(), v_.data(), tp);
     AttentionParams ap{il, hp.n_head, hp.n_head_kv, int32_t(d), hp.attn_scale, swa ? hp.sliding_window : 0};
     ap.scale_q = hp.arch == Arch::gemma3;  // llama.cpp scales Gemma 3's Q before attention
+    ap.batch_invariant = batch.batch_invariant;
     be.attention(kv, ap, q_.data(), tp, attn_.data());
     be.matmul(*L.wo, attn_.data(), T, xn_.data());
     if (L.post_attn_norm) be.rms_norm(xn_.data(), L.post_attn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());

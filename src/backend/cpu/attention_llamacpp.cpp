@@ -268,7 +268,7 @@ void CpuBackend::attention_llamacpp(const KVCache& kv, const AttentionParams& ap
   const Setup c{kv, ap, tp, attn_llamacpp::kernels(), ap.head_dim, g.block_size, ap.n_head / ap.n_head_kv,
                 g.type == GGMLType::F16, ap.scale_q ? 1.0f : ap.scale};
   const int64_t T = tp.n_tokens;
-  if (T < kTiledMinQueries) {
+  if (T < kTiledMinQueries && !ap.batch_invariant) {
     int32_t max_keys = 0;
     for (int64_t t = 0; t < T; ++t) max_keys = std::max(max_keys, tp.pos[t] - c.lo(t) + 1);
     pool_.parallel_for(T * ap.n_head, [&](int64_t i0, int64_t i1, int ti) {

@@ -1,0 +1,103 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <span>
+
+#include "util/error.h"
+
+namespace squeeze {
+
+Engine::Engine(Model& model, Backend& backend, const Tokenizer* tokenizer, const EngineConfig& cfg)
+    : model_(model), backend_(backend), tokenizer_(tokenizer), cfg_(cfg),
+      kv_(model.kv_geometry(cfg.n_blocks, cfg.kv_type, cfg.block_size)),
+      cache_(kv_.pool(), cfg.block_size),
+      scheduler_(cache_, cfg.block_size, cfg.max_step_tokens, cfg.max_seqs) {}
+
+int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos) {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  if (prompt.empty()) throw Error("empty prompt");
+  for (int32_t t : prompt)
+    if (t < 0 || t >= n_vocab) throw Error(fmt("token id %d is outside the vocabulary (0..%lld)", t, (long long)n_vocab - 1));
+  if (max_new_tokens < 0) throw Error("max_new_tokens must not be negative");
+  const int64_t total = int64_t(prompt.size()) + max_new_tokens;
+  if (total > cfg_.n_ctx)
+    throw Error(fmt("prompt (%zu tokens) + max tokens (%d) exceed the context of %d", prompt.size(), max_new_tokens,
+                    cfg_.n_ctx));
+  if (total > int64_t(cfg_.n_blocks) * cfg_.block_size)
+    throw Error(fmt("prompt (%zu tokens) + max tokens (%d) exceed the KV cache (%lld tokens)", prompt.size(),
+                    max_new_tokens, (long long)cfg_.n_blocks * cfg_.block_size));
+  const int64_t id = next_id_++;
+  auto seq = std::make_unique<Sequence>(id, std::move(prompt), sp, max_new_tokens);
+  seq->ignore_eos = ignore_eos;
+  Sequence* raw = seq.get();
+  seqs_.emplace(id, std::move(seq));
+  if (max_new_tokens == 0) {
+    raw->state = SeqState::finished;
+    raw->finish = FinishReason::length;
+  } else {
+    scheduler_.add(raw);
+  }
+  return id;
+}
+
+void Engine::finish(Sequence& s, FinishReason why) {
+  s.finish = why;
+  scheduler_.remove(&s);
+}
+
+void Engine::cancel(int64_t id) {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end() || it->second->state == SeqState::finished) return;
+  finish(*it->second, FinishReason::cancelled);
+}
+
+void Engine::release(int64_t id) {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) return;
+  if (it->second->state != SeqState::finished) finish(*it->second, FinishReason::cancelled);
+  seqs_.erase(it);
+}
+
+void Engine::cache_full_blocks(Sequence& s) {
+  const int32_t bs = cfg_.block_size;
+  for (; (s.n_hashed_blocks + 1) * bs <= s.n_cached; ++s.n_hashed_blocks) {
+    const auto block_tokens =
+        std::span<const int32_t>(s.tokens).subspan(size_t(s.n_hashed_blocks) * size_t(bs), size_t(bs));
+    s.chain_hash = PrefixCache::chain_hash(s.chain_hash, block_tokens);
+    cache_.insert(s.chain_hash, s.table.blocks[size_t(s.n_hashed_blocks)]);
+  }
+}
+
+bool Engine::step() {
+  const std::vector<ScheduledChunk> plan = scheduler_.schedule();
+  if (plan.empty()) return false;
+
+  batch_.clear();
+  batch_.batch_invariant = true;
+  std::vector<Sequence*> sampling;  // in logit-row order
+  for (const ScheduledChunk& c : plan) {
+    Sequence& s = *c.seq;
+    const int32_t end = s.n_cached + c.n_tokens;
+    const bool wants_logits = end == int32_t(s.tokens.size());
+    for (int32_t p = s.n_cached; p < end; ++p) batch_.add(s.tokens[size_t(p)], p, s.table, wants_logits && p == end - 1);
+    if (wants_logits) sampling.push_back(&s);
+  }
+  model_.forward(backend_, batch_, kv_, logits_);
+
+  for (const ScheduledChunk& c : plan) {
+    c.seq->n_cached += c.n_tokens;
+    cache_full_blocks(*c.seq);
+  }
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  for (size_t i = 0; i < sampling.size(); ++i) {
+    Sequence& s = *sampling[i];
+    std::span<float> row(logits_.data() + i * size_t(n_vocab), size_t(n_vocab));
+    const int32_t tok = s.sampler.sample(row, s.tokens);
+    s.tokens.push_back(tok);
+    if (!s.ignore_eos && tokenizer_ && tokenizer_->is_eog(tok)) finish(s, FinishReason::stop);
+    else if (s.n_generated() >= s.max_new_tokens) finish(s, FinishReason::length);
+  }
+  return true;
+}
+
+}  // namespace squeeze

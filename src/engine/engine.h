@@ -1,0 +1,69 @@
+#pragma once
+// The serving loop: requests become sequences, the scheduler picks each step's work, one
+// Model::forward runs the ragged batch of every scheduled sequence, and each sequence whose
+// pending tokens are all in the cache samples its next token. Single-threaded: callers (the
+// server's engine thread, tests, tools) call add() and step() and read the sequences back.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
+#include "kv/kv_cache.h"
+#include "kv/prefix_cache.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace squeeze {
+
+struct EngineConfig {
+  int32_t n_blocks = 0;            // KV blocks in the pool
+  int32_t block_size = 16;
+  GGMLType kv_type = GGMLType::F16;
+  int32_t max_step_tokens = 512;   // token budget of one step (chunked prefill)
+  int32_t max_seqs = 64;           // sequences running at once
+  int32_t n_ctx = 4096;            // the most positions one sequence may reach
+};
+
+class Engine {
+ public:
+  Engine(Model& model, Backend& backend, const Tokenizer* tokenizer, const EngineConfig& cfg);
+
+  // Queues a sequence; returns its id. Throws Error when the prompt is empty, has ids outside
+  // the vocabulary, or prompt + max_new_tokens exceeds the context or the whole KV pool.
+  int64_t add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos = false);
+  // Cancels a sequence: its blocks are freed at once.
+  void cancel(int64_t id);
+  // One scheduling step and forward pass. Returns false when there was nothing to do.
+  bool step();
+  bool idle() const { return scheduler_.n_waiting() == 0 && scheduler_.n_running() == 0; }
+
+  // A sequence (finished ones stay until release()).
+  const Sequence& sequence(int64_t id) const { return *seqs_.at(id); }
+  void release(int64_t id);
+
+  const PrefixCache& prefix_cache() const { return cache_; }
+  const Scheduler& scheduler() const { return scheduler_; }
+  const KVCache& kv() const { return kv_; }
+
+ private:
+  void finish(Sequence& s, FinishReason why);
+  void cache_full_blocks(Sequence& s);
+
+  Model& model_;
+  Backend& backend_;
+  const Tokenizer* tokenizer_;
+  EngineConfig cfg_;
+  KVCache kv_;
+  PrefixCache cache_;
+  Scheduler scheduler_;
+  std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs_;
+  int64_t next_id_ = 1;
+  Batch batch_;
+  std::vector<float> logits_;
+};
+
+}  // namespace squeeze

@@ -1,0 +1,114 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace squeeze {
+
+Scheduler::Scheduler(PrefixCache& cache, int32_t block_size, int32_t max_step_tokens, int32_t max_seqs)
+    : cache_(cache), block_size_(block_size), max_step_tokens_(std::max(1, max_step_tokens)),
+      max_seqs_(std::max(1, max_seqs)) {}
+
+void Scheduler::add(Sequence* seq) {
+  seq->state = SeqState::waiting;
+  waiting_.push_back(seq);
+}
+
+bool Scheduler::reserve(Sequence& seq, int32_t n_tokens) {
+  const size_t need = size_t((int64_t(seq.n_cached) + n_tokens + block_size_ - 1) / block_size_);
+  if (need <= seq.table.blocks.size()) return true;
+  if (size_t(cache_.n_available()) < need - seq.table.blocks.size()) return false;
+  while (seq.table.blocks.size() < need) seq.table.blocks.push_back(cache_.allocate());
+  return true;
+}
+
+void Scheduler::preempt(Sequence& seq) {
+  cache_.release(seq.table);
+  seq.n_cached = 0;
+  seq.chain_hash = PrefixCache::kRootHash;
+  seq.n_hashed_blocks = 0;
+  ++seq.n_preempted;
+  ++n_preemptions_;
+  seq.state = SeqState::waiting;
+  running_.erase(std::find(running_.begin(), running_.end(), &seq));
+  waiting_.push_front(&seq);
+}
+
+std::vector<ScheduledChunk> Scheduler::schedule() {
+  std::vector<ScheduledChunk> plan;
+  int32_t budget = max_step_tokens_;
+
+  // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the newest
+  //    running one (possibly itself) until it fits.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    Sequence& s = *running_[i];
+    const int32_t n = std::min(s.n_pending(), budget);
+    if (n <= 0) {
+      ++i;
+      continue;
+    }
+    bool fits = reserve(s, n);
+    while (!fits && running_.back() != &s) {
+      Sequence* victim = running_.back();
+      // A victim already in this step's plan gives its tokens back to the budget.
+      for (auto it = plan.begin(); it != plan.end(); ++it)
+        if (it->seq == victim) {
+          budget += it->n_tokens;
+          plan.erase(it);
+          break;
+        }
+      preempt(*victim);
+      fits = reserve(s, n);
+    }
+    if (!fits) {
+      preempt(s);  // the newest itself: nothing else to take from
+      continue;
+    }
+    plan.push_back({&s, n});
+    budget -= n;
+    ++i;
+  }
+
+  // 2. Waiting sequences, first come first served; stop at the first that does not fit so that
+  //    later (smaller) requests cannot starve an earlier one.
+  while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < max_seqs_) {
+    Sequence& s = *waiting_.front();
+    if (s.table.blocks.empty()) {
+      s.n_cached = int32_t(cache_.match(s.tokens, s.table));
+      s.n_hashed_blocks = s.n_cached / block_size_;
+      s.chain_hash = PrefixCache::kRootHash;
+      for (int32_t b = 0; b < s.n_hashed_blocks; ++b)
+        s.chain_hash = PrefixCache::chain_hash(
+            s.chain_hash, std::span<const int32_t>(s.tokens).subspan(size_t(b * block_size_), size_t(block_size_)));
+    }
+    const int32_t n = std::min(s.n_pending(), budget);
+    if (!reserve(s, n)) {
+      // Give the matched prefix back while waiting (it is matched again next time), so waiting
+      // requests never hold blocks the running ones need.
+      cache_.release(s.table);
+      s.n_cached = 0;
+      if (running_.empty() && plan.empty()) {
+        // Nothing else holds blocks that could come back: the request can never fit.
+        throw Error(fmt("the KV cache (%d blocks of %d tokens) cannot hold a %d-token sequence",
+                        cache_.n_available(), block_size_, int(s.tokens.size())));
+      }
+      break;
+    }
+    waiting_.pop_front();
+    s.state = SeqState::running;
+    running_.push_back(&s);
+    plan.push_back({&s, n});
+    budget -= n;
+  }
+  return plan;
+}
+
+void Scheduler::remove(Sequence* seq) {
+  if (auto it = std::find(running_.begin(), running_.end(), seq); it != running_.end()) running_.erase(it);
+  if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) waiting_.erase(it);
+  cache_.release(seq->table);
+  seq->state = SeqState::finished;
+}
+
+}  // namespace squeeze

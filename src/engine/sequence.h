@@ -1,0 +1,44 @@
+#pragma once
+// One generation stream inside the engine: its tokens (prompt, then generated), how many of them
+// have K/V in the cache, its block table and its sampler. A request with n > 1 samples has n
+// sequences.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "kv/block_table.h"
+#include "kv/prefix_cache.h"
+
+namespace squeeze {
+
+enum class SeqState { waiting, running, finished };
+enum class FinishReason { none, stop, length, cancelled };
+
+struct Sequence {
+  Sequence(int64_t id, std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens)
+      : id(id), tokens(std::move(prompt)), n_prompt(int32_t(tokens.size())), max_new_tokens(max_new_tokens),
+        sampler(sp) {}
+
+  int64_t id;
+  std::vector<int32_t> tokens;
+  int32_t n_prompt;
+  int32_t max_new_tokens;
+  Sampler sampler;
+  bool ignore_eos = false;
+
+  SeqState state = SeqState::waiting;
+  FinishReason finish = FinishReason::none;
+  int32_t n_cached = 0;         // leading tokens whose K/V is in table
+  BlockTable table;
+  int32_t n_preempted = 0;      // times its KV was dropped to make room (recomputed later)
+  // Chain hash of the full blocks already given to the prefix cache, and how many there are.
+  uint64_t chain_hash = PrefixCache::kRootHash;
+  int32_t n_hashed_blocks = 0;
+
+  int32_t n_generated() const { return int32_t(tokens.size()) - n_prompt; }
+  // Tokens still to run through the model before the next token can be sampled.
+  int32_t n_pending() const { return int32_t(tokens.size()) - n_cached; }
+};
+
+}  // namespace squeeze
