@@ -109,13 +109,14 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
 
   // Only the rows that need logits go through the final norm and the (large) output matrix.
   const int64_t R = int64_t(batch.logit_rows.size());
+  logits.resize(size_t(R) * size_t(hp.n_vocab));
+  if (R == 0) return;  // a prefill chunk that samples nothing yet
   grow(sel_, size_t(R * H));
   for (int64_t r = 0; r < R; ++r) {
     const int32_t row = batch.logit_rows[size_t(r)];
     std::copy(x_.begin() + row * H, x_.begin() + (row + 1) * H, sel_.begin() + r * H);
   }
   be.rms_norm(sel_.data(), W.output_norm, hp.norm_weight_offset, R, H, hp.rms_eps, sel_.data());
-  logits.resize(size_t(R) * size_t(hp.n_vocab));
   be.matmul(*W.output, sel_.data(), R, logits.data());
   if (hp.final_logit_softcap > 0) be.softcap(logits.data(), hp.final_logit_softcap, R * hp.n_vocab);
 }

@@ -17,6 +17,7 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
   const GGMLType act_type = vec_dot_type(w.type);
   const size_t w_row = row_bytes(w.type, k);
   const size_t a_row = row_bytes(act_type, k);
+  if (n_tokens <= 0) return;
 
   const uint8_t* act;
   if (act_type == GGMLType::F32) {

@@ -1,0 +1,96 @@
+#pragma once
+// The Engine on its own thread, for many concurrent clients. Clients submit a request and get a
+// Stream of events (text pieces as they are generated, then one final event); the engine thread
+// admits new requests and applies cancellations between steps, so the Engine itself stays
+// single-threaded. Stop strings are handled here, on the decoded text: the text that could still
+// turn into a stop string is held back until it cannot.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace squeeze {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int32_t max_tokens = 16;
+  std::vector<std::string> stop;
+};
+
+struct GenerationEvent {
+  std::string text;        // new text (may be empty on the final event)
+  bool done = false;
+  std::string finish_reason;  // on the final event: "stop", "length", "cancelled" or "error"
+  std::string error;          // with finish_reason "error"
+  int32_t prompt_tokens = 0, completion_tokens = 0;  // on the final event
+};
+
+// One request's event queue, shared by the client thread (reader) and the engine thread.
+class Stream {
+ public:
+  // Blocks until an event is available; the final event has done = true.
+  GenerationEvent next();
+  // Asks the engine thread to stop this request (a disconnected client); idempotent.
+  void cancel();
+  bool cancelled() const;
+
+ private:
+  friend class GenerationService;
+  void push(GenerationEvent e);
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<GenerationEvent> events_;
+  bool cancelled_ = false;
+};
+
+class GenerationService {
+ public:
+  GenerationService(Engine& engine, const Tokenizer& tokenizer);
+  ~GenerationService();  // stops the thread; unfinished requests end with "cancelled"
+
+  std::shared_ptr<Stream> submit(GenerationRequest req);
+
+  // A snapshot for /metrics and /health, taken on the engine thread after each step.
+  struct Stats {
+    int64_t waiting = 0, running = 0, preemptions = 0;
+    int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
+    uint64_t prefix_hits = 0, prefix_lookups = 0;
+    uint64_t prompt_tokens = 0, generated_tokens = 0, requests_finished = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Active {
+    std::shared_ptr<Stream> stream;
+    GenerationRequest req;
+    int64_t seq_id = 0;
+    int32_t n_emitted_tokens = 0;  // generated tokens already decoded
+    StreamDecoder decoder;
+    std::string held;  // decoded text not sent yet (could be the start of a stop string)
+  };
+  void loop();
+  // Decodes a request's new tokens, applies stop strings; returns true when it is finished.
+  bool emit(Active& a);
+  void finish(Active& a, const std::string& reason);
+
+  Engine& engine_;
+  const Tokenizer& tok_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Active> incoming_;
+  bool stop_ = false;
+  Stats stats_;
+  std::vector<std::unique_ptr<Active>> active_;
+  std::thread thread_;
+};
+
+}  // namespace squeeze

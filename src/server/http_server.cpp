@@ -1,0 +1,193 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+
+#include "server/openai_api.h"
+
+namespace squeeze {
+
+using nlohmann::json;
+
+namespace {
+
+std::atomic<uint64_t> g_request_counter{0};
+
+int64_t unix_time() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message, const std::string& param = "") {
+  const char* type = status == 401 ? "authentication_error" : status == 404 ? "not_found_error"
+                   : status >= 500 ? "server_error" : "invalid_request_error";
+  res.status = status;
+  res.set_content(dump_json(error_json(message, type, param)), "application/json");
+}
+
+json usage_json(const GenerationEvent& e) {
+  return json{{"prompt_tokens", e.prompt_tokens},
+              {"completion_tokens", e.completion_tokens},
+              {"total_tokens", e.prompt_tokens + e.completion_tokens}};
+}
+
+}  // namespace
+
+HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, const ServerConfig& cfg)
+    : service_(service), tok_(tokenizer), cfg_(cfg), http_(std::make_unique<httplib::Server>()) {
+  httplib::Server& s = *http_;
+
+  // Authentication for everything under /v1 when an API key is set.
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (cfg_.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") != "Bearer " + cfg_.api_key) {
+      send_error(res, 401, "invalid or missing API key (Authorization: Bearer KEY)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, 500, what);
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty()) send_error(res, res.status, "no route for " + req.method + " " + req.path);
+  });
+
+  s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+
+  s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    const json j = {{"object", "list"},
+                    {"data", json::array({{{"id", cfg_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "squeeze"}}})}};
+    res.set_content(dump_json(j), "application/json");
+  });
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    const GenerationService::Stats st = service_.stats();
+    std::string m;
+    auto gauge = [&](const char* name, const char* help, double v) {
+      m += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " + std::to_string(v) + "\n";
+    };
+    auto counter = [&](const char* name, const char* help, double v) {
+      m += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " + std::to_string(v) + "\n";
+    };
+    gauge("squeeze_requests_waiting", "Sequences waiting for admission.", double(st.waiting));
+    gauge("squeeze_requests_running", "Sequences running.", double(st.running));
+    counter("squeeze_preemptions_total", "Sequences preempted to free KV blocks.", double(st.preemptions));
+    gauge("squeeze_kv_blocks_total", "KV blocks in the pool.", double(st.kv_blocks_total));
+    gauge("squeeze_kv_blocks_free", "KV blocks free or idle in the prefix cache.", double(st.kv_blocks_free));
+    gauge("squeeze_kv_blocks_used", "KV blocks held by sequences.", double(st.kv_blocks_total - st.kv_blocks_free));
+    gauge("squeeze_kv_blocks_cached", "KV blocks indexed by the prefix cache.", double(st.kv_blocks_cached));
+    gauge("squeeze_prefix_cache_hit_rate", "Share of looked-up full prompt blocks found in the prefix cache.",
+          st.prefix_lookups ? double(st.prefix_hits) / double(st.prefix_lookups) : 0.0);
+    counter("squeeze_prompt_tokens_total", "Prompt tokens of finished requests.", double(st.prompt_tokens));
+    counter("squeeze_generation_tokens_total", "Generated tokens of finished requests.", double(st.generated_tokens));
+    counter("squeeze_requests_finished_total", "Finished requests.", double(st.requests_finished));
+    res.set_content(m, "text/plain; version=0.0.4");
+  });
+
+  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    CompletionRequest cr;
+    try {
+      cr = parse_completion_request(req.body, tok_, cfg_.model_name, cfg_.n_ctx, cfg_.n_vocab);
+    } catch (const ApiError& e) {
+      return send_error(res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      return send_error(res, 400, e.what());
+    }
+    const std::string id = "cmpl-" + std::to_string(++g_request_counter);
+    const int64_t created = unix_time();
+    const std::string model = cfg_.model_name;
+    const std::string echo = cr.echo ? cr.prompt_text : "";
+    std::shared_ptr<Stream> stream = service_.submit(std::move(cr.gen));
+
+    if (!cr.stream) {
+      std::string text = echo;
+      GenerationEvent e;
+      for (;;) {
+        e = stream->next();
+        text += e.text;
+        if (e.done) break;
+      }
+      if (e.finish_reason == "error") return send_error(res, 400, e.error);
+      const json j = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                      {"choices", json::array({{{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", e.finish_reason}}})},
+                      {"usage", usage_json(e)}};
+      res.set_content(dump_json(j), "application/json");
+      return;
+    }
+
+    const bool include_usage = cr.include_usage;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [stream, id, created, model, echo, include_usage, sent_echo = false](size_t, httplib::DataSink& sink) mutable {
+          auto send = [&](const json& j) {
+            const std::string line = "data: " + dump_json(j) + "\n\n";
+            return sink.write(line.data(), line.size());
+          };
+          auto chunk = [&](const std::string& text, const json& finish) {
+            return json{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                        {"choices", json::array({{{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}}})}};
+          };
+          if (!sent_echo) {
+            sent_echo = true;
+            if (!echo.empty() && !send(chunk(echo, nullptr))) return stream->cancel(), false;
+          }
+          const GenerationEvent e = stream->next();
+          if (e.finish_reason == "error") {
+            send(error_json(e.error, "invalid_request_error", ""));
+          } else {
+            if (!e.text.empty() || e.done) {
+              if (!send(chunk(e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
+            }
+            if (!e.done) return true;
+            if (include_usage) {
+              json u = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                        {"choices", json::array()}, {"usage", usage_json(e)}};
+              send(u);
+            }
+          }
+          static const char kDone[] = "data: [DONE]\n\n";
+          sink.write(kDone, sizeof(kDone) - 1);
+          sink.done();
+          return true;
+        },
+        [stream](bool success) {
+          if (!success) stream->cancel();  // the client went away: free its blocks
+        });
+  });
+}
+
+HttpServer::~HttpServer() = default;
+
+bool HttpServer::listen() {
+  if (cfg_.port == 0) {
+    bound_port_ = http_->bind_to_any_port(cfg_.host);
+    if (bound_port_ < 0) return false;
+  } else {
+    if (!http_->bind_to_port(cfg_.host, cfg_.port)) {
+      std::fprintf(stderr, "error: cannot listen on %s:%d\n", cfg_.host.c_str(), cfg_.port);
+      return false;
+    }
+    bound_port_ = cfg_.port;
+  }
+  std::fprintf(stderr, "squeeze: serving %s on http://%s:%d/v1\n", cfg_.model_name.c_str(), cfg_.host.c_str(), bound_port_);
+  return http_->listen_after_bind();
+}
+
+void HttpServer::stop() { http_->stop(); }
+
+int HttpServer::port() const { return bound_port_; }
+
+}  // namespace squeeze

@@ -1,0 +1,44 @@
+#pragma once
+// The OpenAI-compatible HTTP front end (cpp-httplib): JSON requests are validated and turned into
+// GenerationRequests; responses are JSON or server-sent events. Every error is an HTTP status
+// with an OpenAI-style error object; nothing a client sends can take the server down.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "server/generation_service.h"
+#include "tokenizer/tokenizer.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace squeeze {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;     // empty: no authentication
+  std::string model_name;  // what /v1/models reports and requests may name
+  int32_t n_ctx = 4096;
+  int32_t n_vocab = 0;
+};
+
+class HttpServer {
+ public:
+  HttpServer(GenerationService& service, const Tokenizer& tokenizer, const ServerConfig& cfg);
+  ~HttpServer();
+  // Binds and serves until stop(); returns false (with a message on stderr) if it cannot bind.
+  bool listen();
+  void stop();
+  int port() const;  // the bound port (useful with port 0)
+
+ private:
+  GenerationService& service_;
+  const Tokenizer& tok_;
+  ServerConfig cfg_;
+  std::unique_ptr<httplib::Server> http_;
+  int bound_port_ = 0;
+};
+
+}  // namespace squeeze

@@ -1,0 +1,127 @@
+#include "server/openai_api.h"
+
+#include <cmath>
+
+namespace squeeze {
+
+using nlohmann::json;
+
+namespace {
+
+double number(const json& j, const char* key, double def, double lo, double hi) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number()) throw ApiError(400, std::string("'") + key + "' must be a number", key);
+  const double v = j[key].get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi)
+    throw ApiError(400, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi), key);
+  return v;
+}
+
+int64_t integer(const json& j, const char* key, int64_t def, int64_t lo, int64_t hi) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number_integer()) throw ApiError(400, std::string("'") + key + "' must be an integer", key);
+  const int64_t v = j[key].get<int64_t>();
+  if (v < lo || v > hi)
+    throw ApiError(400, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi), key);
+  return v;
+}
+
+bool boolean(const json& j, const char* key, bool def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_boolean()) throw ApiError(400, std::string("'") + key + "' must be a boolean", key);
+  return j[key].get<bool>();
+}
+
+}  // namespace
+
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json error_json(const std::string& message, const std::string& type, const std::string& param) {
+  return json{{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)}, {"code", nullptr}}}};
+}
+
+CompletionRequest parse_completion_request(const std::string& body, const Tokenizer& tok, const std::string& model_name,
+                                           int32_t n_ctx, int32_t n_vocab) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
+
+  if (j.contains("model") && !j["model"].is_null()) {
+    if (!j["model"].is_string()) throw ApiError(400, "'model' must be a string", "model");
+    const std::string m = j["model"].get<std::string>();
+    if (!m.empty() && m != model_name) throw ApiError(404, "the model '" + m + "' does not exist; this server runs '" + model_name + "'", "model");
+  }
+
+  CompletionRequest r;
+  if (!j.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
+  const json& p = j["prompt"];
+  if (p.is_string()) {
+    r.prompt_text = p.get<std::string>();
+    r.gen.prompt = tok.encode(r.prompt_text, true, true);
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    for (const json& t : p) {
+      if (!t.is_number_integer()) throw ApiError(400, "'prompt' token arrays must hold integers only", "prompt");
+      const int64_t id = t.get<int64_t>();
+      if (id < 0 || id >= n_vocab) throw ApiError(400, "prompt token id " + std::to_string(id) + " is outside the vocabulary", "prompt");
+      r.gen.prompt.push_back(int32_t(id));
+    }
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    r.prompt_text = p[0].get<std::string>();
+    r.gen.prompt = tok.encode(r.prompt_text, true, true);
+  } else if (p.is_array()) {
+    throw ApiError(400, "batched prompts (several strings) are not supported; send one request per prompt", "prompt");
+  } else {
+    throw ApiError(400, "'prompt' must be a string or an array of token ids", "prompt");
+  }
+  if (r.gen.prompt.empty()) throw ApiError(400, "the prompt is empty", "prompt");
+  if (int64_t(r.gen.prompt.size()) >= n_ctx)
+    throw ApiError(400, "the prompt has " + std::to_string(r.gen.prompt.size()) + " tokens; the context holds " + std::to_string(n_ctx), "prompt");
+
+  const int64_t room = n_ctx - int64_t(r.gen.prompt.size());
+  r.gen.max_tokens = int32_t(integer(j, "max_tokens", std::min<int64_t>(16, room), 0, 1 << 30));
+  if (r.gen.max_tokens > room)
+    throw ApiError(400, "max_tokens (" + std::to_string(r.gen.max_tokens) + ") + the prompt (" + std::to_string(r.gen.prompt.size()) +
+                            " tokens) exceed the context of " + std::to_string(n_ctx),
+                   "max_tokens");
+
+  SamplingParams& sp = r.gen.sampling;
+  // OpenAI's defaults: temperature 1, top_p 1, no top-k or min-p.
+  sp.temperature = float(number(j, "temperature", 1.0, 0.0, 2.0));
+  sp.top_p = float(number(j, "top_p", 1.0, 0.0, 1.0));
+  sp.top_k = int32_t(integer(j, "top_k", 0, 0, 1 << 30));
+  sp.min_p = float(number(j, "min_p", 0.0, 0.0, 1.0));
+  sp.presence_penalty = float(number(j, "presence_penalty", 0.0, -2.0, 2.0));
+  sp.frequency_penalty = float(number(j, "frequency_penalty", 0.0, -2.0, 2.0));
+  sp.penalty_last_n = -1;
+  if (j.contains("seed") && !j["seed"].is_null()) sp.seed = uint64_t(integer(j, "seed", 0, INT64_MIN, INT64_MAX)) & 0x7fffffffffffffffull;
+
+  if (j.contains("stop") && !j["stop"].is_null()) {
+    const json& s = j["stop"];
+    if (s.is_string()) r.gen.stop.push_back(s.get<std::string>());
+    else if (s.is_array() && s.size() <= 4) {
+      for (const json& x : s) {
+        if (!x.is_string()) throw ApiError(400, "'stop' must be a string or an array of up to 4 strings", "stop");
+        r.gen.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      throw ApiError(400, "'stop' must be a string or an array of up to 4 strings", "stop");
+    }
+  }
+  if (integer(j, "n", 1, 1, 128) != 1) throw ApiError(400, "n > 1 is not supported yet", "n");
+  if (j.contains("logprobs") && !j["logprobs"].is_null()) throw ApiError(400, "logprobs are not supported yet", "logprobs");
+  if (integer(j, "best_of", 1, 1, 1) != 1) throw ApiError(400, "best_of is not supported", "best_of");
+  r.stream = boolean(j, "stream", false);
+  r.echo = boolean(j, "echo", false);
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
+    const json& so = j["stream_options"];
+    if (!so.is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    r.include_usage = boolean(so, "include_usage", false);
+  }
+  return r;
+}
+
+}  // namespace squeeze

@@ -1,0 +1,41 @@
+#pragma once
+// The OpenAI request and response formats: parsing and validation of /v1/completions bodies into
+// GenerationRequests, and the JSON of responses, stream chunks and errors.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "server/generation_service.h"
+#include "tokenizer/tokenizer.h"
+
+namespace squeeze {
+
+// A client error: the HTTP status and the OpenAI error object's message and param.
+struct ApiError : std::runtime_error {
+  ApiError(int status, const std::string& message, std::string param = "")
+      : std::runtime_error(message), status(status), param(std::move(param)) {}
+  int status;
+  std::string param;
+};
+
+struct CompletionRequest {
+  GenerationRequest gen;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;
+  std::string prompt_text;     // for echo
+};
+
+// Throws ApiError for malformed or unsupported requests.
+CompletionRequest parse_completion_request(const std::string& body, const Tokenizer& tok, const std::string& model_name,
+                                           int32_t n_ctx, int32_t n_vocab);
+
+// JSON text for a response; invalid UTF-8 (from a client's bytes or a model's half-character
+// output) becomes U+FFFD instead of an exception.
+std::string dump_json(const nlohmann::json& j);
+
+nlohmann::json error_json(const std::string& message, const std::string& type, const std::string& param);
+
+}  // namespace squeeze
