@@ -49,6 +49,7 @@ std::shared_ptr<Stream> GenerationService::submit(GenerationRequest req) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     Active a;
+    a.submitted = std::chrono::steady_clock::now();
     a.stream = stream;
     a.req = std::move(req);
     incoming_.push_back(std::move(a));
@@ -73,6 +74,10 @@ void GenerationService::finish(Active& a, const std::string& reason) {
   e.completion_tokens = s.n_generated();
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (s.n_generated() > 1 && a.n_emitted_tokens > 0) {
+      const double span = std::chrono::duration<double>(std::chrono::steady_clock::now() - a.first_token).count();
+      stats_.tpot.observe(span / double(s.n_generated() - 1));
+    }
     stats_.prompt_tokens += uint64_t(s.n_prompt);
     stats_.generated_tokens += uint64_t(s.n_generated());
     ++stats_.requests_finished;
@@ -84,6 +89,11 @@ void GenerationService::finish(Active& a, const std::string& reason) {
 bool GenerationService::emit(Active& a) {
   const Sequence& s = engine_.sequence(a.seq_id);
   std::string text;
+  if (a.n_emitted_tokens == 0 && s.n_generated() > 0) {
+    a.first_token = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.ttft.observe(std::chrono::duration<double>(a.first_token - a.submitted).count());
+  }
   for (; a.n_emitted_tokens < s.n_generated(); ++a.n_emitted_tokens) {
     const int32_t tok = s.tokens[size_t(s.n_prompt + a.n_emitted_tokens)];
     if (s.state == SeqState::finished && s.finish == FinishReason::stop && tok_.is_eog(tok)) continue;  // EOS: no text

@@ -4,6 +4,7 @@
 // admits new requests and applies cancellations between steps, so the Engine itself stays
 // single-threaded. Stop strings are handled here, on the decoded text: the text that could still
 // turn into a stop string is held back until it cannot.
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "server/histogram.h"
 #include "tokenizer/tokenizer.h"
 
 namespace squeeze {
@@ -65,6 +67,9 @@ class GenerationService {
     int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
     uint64_t prefix_hits = 0, prefix_lookups = 0;
     uint64_t prompt_tokens = 0, generated_tokens = 0, requests_finished = 0;
+    // Seconds from submission to the first generated token, and per output token after it.
+    Histogram ttft{{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
+    Histogram tpot{{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1}};
   };
   Stats stats() const;
 
@@ -76,6 +81,7 @@ class GenerationService {
     int32_t n_emitted_tokens = 0;  // generated tokens already decoded
     StreamDecoder decoder;
     std::string held;  // decoded text not sent yet (could be the start of a stop string)
+    std::chrono::steady_clock::time_point submitted, first_token;
   };
   void loop();
   // Decodes a request's new tokens, applies stop strings; returns true when it is finished.

@@ -93,6 +93,8 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     counter("squeeze_prompt_tokens_total", "Prompt tokens of finished requests.", double(st.prompt_tokens));
     counter("squeeze_generation_tokens_total", "Generated tokens of finished requests.", double(st.generated_tokens));
     counter("squeeze_requests_finished_total", "Finished requests.", double(st.requests_finished));
+    m += st.ttft.render("squeeze_time_to_first_token_seconds", "Time from request to its first generated token.");
+    m += st.tpot.render("squeeze_time_per_output_token_seconds", "Mean time per generated token after the first, per request.");
     res.set_content(m, "text/plain; version=0.0.4");
   });
 

@@ -92,6 +92,8 @@ def test_concurrent_requests_match_sequential(client, server):
     assert len(set(sequential)) == len(PROMPTS)
     m = _metrics(server)
     assert m["squeeze_kv_blocks_used"] == 0 and m["squeeze_requests_running"] == 0
+    assert m["squeeze_time_to_first_token_seconds_count"] >= 2 * len(PROMPTS)
+    assert m["squeeze_time_per_output_token_seconds_count"] >= 2 * len(PROMPTS)
 
 
 def test_prefix_cache_reuses_a_long_prompt(client, server):
