@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <span>
 
+#include "kv/copy_on_write.h"
 #include "util/error.h"
 
 namespace squeeze {
@@ -11,9 +12,15 @@ Engine::Engine(Model& model, Backend& backend, const Tokenizer* tokenizer, const
     : model_(model), backend_(backend), tokenizer_(tokenizer), cfg_(cfg),
       kv_(model.kv_geometry(cfg.n_blocks, cfg.kv_type, cfg.block_size)),
       cache_(kv_.pool(), cfg.block_size),
-      scheduler_(cache_, cfg.block_size, cfg.max_step_tokens, cfg.max_seqs) {}
+      scheduler_(cache_, kv_, cfg.max_step_tokens, cfg.max_seqs) {}
 
 int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos) {
+  return add_samples(std::move(prompt), sp, max_new_tokens, 1, ignore_eos).front();
+}
+
+std::vector<int64_t> Engine::add_samples(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens,
+                                         int32_t n, bool ignore_eos) {
+  if (n < 1) throw Error("the number of samples must be at least 1");
   const int64_t n_vocab = model_.hparams().n_vocab;
   if (prompt.empty()) throw Error("empty prompt");
   for (int32_t t : prompt)
@@ -26,29 +33,76 @@ int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32
   if (total > int64_t(cfg_.n_blocks) * cfg_.block_size)
     throw Error(fmt("prompt (%zu tokens) + max tokens (%d) exceed the KV cache (%lld tokens)", prompt.size(),
                     max_new_tokens, (long long)cfg_.n_blocks * cfg_.block_size));
-  const int64_t id = next_id_++;
-  auto seq = std::make_unique<Sequence>(id, std::move(prompt), sp, max_new_tokens);
-  seq->ignore_eos = ignore_eos;
-  Sequence* raw = seq.get();
-  seqs_.emplace(id, std::move(seq));
-  if (max_new_tokens == 0) {
-    raw->state = SeqState::finished;
-    raw->finish = FinishReason::length;
-  } else {
-    scheduler_.add(raw);
+  std::vector<int64_t> ids;
+  Sequence* parent = nullptr;
+  for (int32_t i = 0; i < n; ++i) {
+    SamplingParams spi = sp;
+    if (sp.seed != 0xFFFFFFFFu) spi.seed = sp.seed + uint64_t(i);
+    const int64_t id = next_id_++;
+    auto seq = std::make_unique<Sequence>(id, i == 0 ? std::move(prompt) : parent->tokens, spi, max_new_tokens);
+    seq->ignore_eos = ignore_eos;
+    Sequence* raw = seq.get();
+    seqs_.emplace(id, std::move(seq));
+    ids.push_back(id);
+    if (max_new_tokens == 0) {
+      raw->state = SeqState::finished;
+      raw->finish = FinishReason::length;
+    } else if (i == 0) {
+      parent = raw;
+      scheduler_.add(raw);
+    } else {
+      raw->state = SeqState::awaiting_fork;
+      parent->fork_children.push_back(raw);
+    }
   }
-  return id;
+  return ids;
 }
 
 void Engine::finish(Sequence& s, FinishReason why) {
   s.finish = why;
   scheduler_.remove(&s);
+  // Samples still waiting for this prompt start on their own (recomputing it).
+  for (Sequence* child : s.fork_children) scheduler_.add(child);
+  s.fork_children.clear();
+}
+
+void Engine::sample_next(Sequence& s, std::span<float> logits) {
+  const int32_t tok = s.sampler.sample(logits, s.tokens);
+  s.tokens.push_back(tok);
+  if (!s.ignore_eos && tokenizer_ && tokenizer_->is_eog(tok)) finish(s, FinishReason::stop);
+  else if (s.n_generated() >= s.max_new_tokens) finish(s, FinishReason::length);
+}
+
+void Engine::fork_children(Sequence& parent, std::span<const float> logits) {
+  std::vector<Sequence*> kids;
+  kids.swap(parent.fork_children);
+  for (Sequence* c : kids) {
+    c->tokens.assign(parent.tokens.begin(), parent.tokens.begin() + parent.n_cached);
+    c->table = fork_blocks(parent.table, kv_.pool());
+    c->n_cached = parent.n_cached;
+    c->chain_hash = parent.chain_hash;
+    c->n_hashed_blocks = parent.n_hashed_blocks;
+    scheduler_.add_running(c);
+    row_copy_.assign(logits.begin(), logits.end());
+    sample_next(*c, row_copy_);
+  }
 }
 
 void Engine::cancel(int64_t id) {
   auto it = seqs_.find(id);
   if (it == seqs_.end() || it->second->state == SeqState::finished) return;
-  finish(*it->second, FinishReason::cancelled);
+  Sequence& s = *it->second;
+  if (s.state == SeqState::awaiting_fork) {
+    // Not started: just leave the parent's fork list.
+    for (auto& [pid, p] : seqs_) {
+      auto& kids = p->fork_children;
+      kids.erase(std::remove(kids.begin(), kids.end(), &s), kids.end());
+    }
+    s.state = SeqState::finished;
+    s.finish = FinishReason::cancelled;
+    return;
+  }
+  finish(s, FinishReason::cancelled);
 }
 
 void Engine::release(int64_t id) {
@@ -92,10 +146,9 @@ bool Engine::step() {
   for (size_t i = 0; i < sampling.size(); ++i) {
     Sequence& s = *sampling[i];
     std::span<float> row(logits_.data() + i * size_t(n_vocab), size_t(n_vocab));
-    const int32_t tok = s.sampler.sample(row, s.tokens);
-    s.tokens.push_back(tok);
-    if (!s.ignore_eos && tokenizer_ && tokenizer_->is_eog(tok)) finish(s, FinishReason::stop);
-    else if (s.n_generated() >= s.max_new_tokens) finish(s, FinishReason::length);
+    // Parallel samples branch off before the parent's sampler edits the row in place.
+    if (!s.fork_children.empty()) fork_children(s, row);
+    sample_next(s, row);
   }
   return true;
 }

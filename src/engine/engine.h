@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,11 @@ class Engine {
   // Queues a sequence; returns its id. Throws Error when the prompt is empty, has ids outside
   // the vocabulary, or prompt + max_new_tokens exceeds the context or the whole KV pool.
   int64_t add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos = false);
+  // n parallel samples of one prompt (ids in sample order). The prompt is computed once: the
+  // other samples fork from the first when its prompt is done and share its KV blocks, copying a
+  // block only when they write into it. Sample i draws with seed sp.seed + i when a seed is set.
+  std::vector<int64_t> add_samples(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens,
+                                   int32_t n, bool ignore_eos = false);
   // Cancels a sequence: its blocks are freed at once.
   void cancel(int64_t id);
   // One scheduling step and forward pass. Returns false when there was nothing to do.
@@ -52,6 +58,8 @@ class Engine {
  private:
   void finish(Sequence& s, FinishReason why);
   void cache_full_blocks(Sequence& s);
+  void sample_next(Sequence& s, std::span<float> logits);
+  void fork_children(Sequence& parent, std::span<const float> logits);
 
   Model& model_;
   Backend& backend_;
@@ -63,7 +71,7 @@ class Engine {
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs_;
   int64_t next_id_ = 1;
   Batch batch_;
-  std::vector<float> logits_;
+  std::vector<float> logits_, row_copy_;
 };
 
 }  // namespace squeeze

@@ -2,12 +2,13 @@
 
 #include <algorithm>
 
+#include "kv/copy_on_write.h"
 #include "util/error.h"
 
 namespace squeeze {
 
-Scheduler::Scheduler(PrefixCache& cache, int32_t block_size, int32_t max_step_tokens, int32_t max_seqs)
-    : cache_(cache), block_size_(block_size), max_step_tokens_(std::max(1, max_step_tokens)),
+Scheduler::Scheduler(PrefixCache& cache, KVCache& kv, int32_t max_step_tokens, int32_t max_seqs)
+    : cache_(cache), kv_(kv), block_size_(kv.geometry().block_size), max_step_tokens_(std::max(1, max_step_tokens)),
       max_seqs_(std::max(1, max_seqs)) {}
 
 void Scheduler::add(Sequence* seq) {
@@ -15,11 +16,19 @@ void Scheduler::add(Sequence* seq) {
   waiting_.push_back(seq);
 }
 
+void Scheduler::add_running(Sequence* seq) {
+  seq->state = SeqState::running;
+  running_.push_back(seq);
+}
+
 bool Scheduler::reserve(Sequence& seq, int32_t n_tokens) {
   const size_t need = size_t((int64_t(seq.n_cached) + n_tokens + block_size_ - 1) / block_size_);
-  if (need <= seq.table.blocks.size()) return true;
-  if (size_t(cache_.n_available()) < need - seq.table.blocks.size()) return false;
-  while (seq.table.blocks.size() < need) seq.table.blocks.push_back(cache_.allocate());
+  if (need > seq.table.blocks.size()) {
+    if (size_t(cache_.n_available()) < need - seq.table.blocks.size()) return false;
+    while (seq.table.blocks.size() < need) seq.table.blocks.push_back(cache_.allocate());
+  }
+  for (size_t b = size_t(seq.n_cached / block_size_); b < need; ++b)
+    if (!make_writable(seq.table, int64_t(b), cache_, kv_)) return false;
   return true;
 }
 

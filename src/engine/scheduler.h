@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/sequence.h"
+#include "kv/kv_cache.h"
 #include "kv/prefix_cache.h"
 
 namespace squeeze {
@@ -25,9 +26,11 @@ struct ScheduledChunk {
 class Scheduler {
  public:
   // max_step_tokens: the token budget of one step; max_seqs: the most sequences running at once.
-  Scheduler(PrefixCache& cache, int32_t block_size, int32_t max_step_tokens, int32_t max_seqs);
+  Scheduler(PrefixCache& cache, KVCache& kv, int32_t max_step_tokens, int32_t max_seqs);
 
   void add(Sequence* seq);  // to the back of the waiting queue
+  // A sequence forked from a running one (it holds blocks already): straight to running.
+  void add_running(Sequence* seq);
   // The work of the next step, empty when there is none. Allocates the blocks it needs.
   std::vector<ScheduledChunk> schedule();
   // Takes a finished or cancelled sequence out (waiting or running) and releases its blocks.
@@ -38,10 +41,13 @@ class Scheduler {
   uint64_t n_preemptions() const { return n_preemptions_; }
 
  private:
-  bool reserve(Sequence& seq, int32_t n_tokens);  // blocks for n_cached + n_tokens positions
+  // Blocks for n_cached + n_tokens positions, the ones about to be written made private
+  // (copy-on-write) where another sequence shares them.
+  bool reserve(Sequence& seq, int32_t n_tokens);
   void preempt(Sequence& seq);
 
   PrefixCache& cache_;
+  KVCache& kv_;
   int32_t block_size_, max_step_tokens_, max_seqs_;
   std::deque<Sequence*> waiting_;
   std::vector<Sequence*> running_;  // in admission order

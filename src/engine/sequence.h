@@ -12,7 +12,9 @@
 
 namespace squeeze {
 
-enum class SeqState { waiting, running, finished };
+// awaiting_fork: a parallel sample (n > 1) that starts as a copy of its parent once the parent's
+// prompt is computed.
+enum class SeqState { waiting, running, finished, awaiting_fork };
 enum class FinishReason { none, stop, length, cancelled };
 
 struct Sequence {
@@ -35,6 +37,9 @@ struct Sequence {
   // Chain hash of the full blocks already given to the prefix cache, and how many there are.
   uint64_t chain_hash = PrefixCache::kRootHash;
   int32_t n_hashed_blocks = 0;
+
+  // Parallel samples of this sequence's prompt, forked from it once the prompt is computed.
+  std::vector<Sequence*> fork_children;
 
   int32_t n_generated() const { return int32_t(tokens.size()) - n_prompt; }
   // Tokens still to run through the model before the next token can be sampled.

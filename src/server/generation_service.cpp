@@ -66,6 +66,7 @@ GenerationService::Stats GenerationService::stats() const {
 void GenerationService::finish(Active& a, const std::string& reason) {
   const Sequence& s = engine_.sequence(a.seq_id);
   GenerationEvent e;
+  e.index = a.index;
   e.text = a.held;  // nothing held can become a stop string any more
   a.held.clear();
   e.done = true;
@@ -127,6 +128,7 @@ bool GenerationService::emit(Active& a) {
       }
   if (a.held.size() > keep) {
     GenerationEvent e;
+    e.index = a.index;
     e.text = a.held.substr(0, a.held.size() - keep);
     a.held.erase(0, a.held.size() - keep);
     a.stream->push(std::move(e));
@@ -144,8 +146,9 @@ void GenerationService::loop() {
       fresh.swap(incoming_);
     }
     for (Active& a : fresh) {
+      std::vector<int64_t> ids;
       try {
-        a.seq_id = engine_.add(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens);
+        ids = engine_.add_samples(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens, a.req.n);
       } catch (const std::exception& e) {
         GenerationEvent ev;
         ev.done = true;
@@ -155,7 +158,15 @@ void GenerationService::loop() {
         continue;
       }
       a.req.prompt.clear();
-      active_.push_back(std::make_unique<Active>(std::move(a)));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        auto one = std::make_unique<Active>();
+        one->stream = a.stream;
+        one->req = a.req;
+        one->seq_id = ids[i];
+        one->index = int32_t(i);
+        one->submitted = a.submitted;
+        active_.push_back(std::move(one));
+      }
     }
     // Cancelled requests (disconnected clients) free their blocks before the next step.
     for (auto& a : active_)

@@ -26,11 +26,13 @@ struct GenerationRequest {
   SamplingParams sampling;
   int32_t max_tokens = 16;
   std::vector<std::string> stop;
+  int32_t n = 1;  // parallel samples (choices); the prompt's KV is shared between them
 };
 
 struct GenerationEvent {
+  int32_t index = 0;       // which choice (sample) of the request
   std::string text;        // new text (may be empty on the final event)
-  bool done = false;
+  bool done = false;       // this choice is finished; a request ends after n of these (or an error)
   std::string finish_reason;  // on the final event: "stop", "length", "cancelled" or "error"
   std::string error;          // with finish_reason "error"
   int32_t prompt_tokens = 0, completion_tokens = 0;  // on the final event
@@ -78,6 +80,7 @@ class GenerationService {
     std::shared_ptr<Stream> stream;
     GenerationRequest req;
     int64_t seq_id = 0;
+    int32_t index = 0;
     int32_t n_emitted_tokens = 0;  // generated tokens already decoded
     StreamDecoder decoder;
     std::string held;  // decoded text not sent yet (could be the start of a stop string)

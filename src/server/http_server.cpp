@@ -113,18 +113,27 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     const std::string echo = cr.echo ? cr.prompt_text : "";
     std::shared_ptr<Stream> stream = service_.submit(std::move(cr.gen));
 
+    const int32_t n = cr.gen.n;
     if (!cr.stream) {
-      std::string text = echo;
-      GenerationEvent e;
-      for (;;) {
-        e = stream->next();
-        text += e.text;
-        if (e.done) break;
+      std::vector<std::string> texts(static_cast<size_t>(n), echo);
+      std::vector<std::string> reasons(static_cast<size_t>(n));
+      GenerationEvent usage;
+      for (int32_t done = 0; done < n;) {
+        GenerationEvent e = stream->next();
+        if (e.finish_reason == "error") return send_error(res, 400, e.error);
+        texts[size_t(e.index)] += e.text;
+        if (e.done) {
+          reasons[size_t(e.index)] = e.finish_reason;
+          usage.prompt_tokens = e.prompt_tokens;
+          usage.completion_tokens += e.completion_tokens;
+          ++done;
+        }
       }
-      if (e.finish_reason == "error") return send_error(res, 400, e.error);
+      json choices = json::array();
+      for (int32_t i = 0; i < n; ++i)
+        choices.push_back({{"text", texts[size_t(i)]}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", reasons[size_t(i)]}});
       const json j = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                      {"choices", json::array({{{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", e.finish_reason}}})},
-                      {"usage", usage_json(e)}};
+                      {"choices", choices}, {"usage", usage_json(usage)}};
       res.set_content(dump_json(j), "application/json");
       return;
     }
@@ -133,30 +142,37 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [stream, id, created, model, echo, include_usage, sent_echo = false](size_t, httplib::DataSink& sink) mutable {
+        [stream, id, created, model, echo, include_usage, n, sent_echo = false, done = 0,
+         usage = GenerationEvent()](size_t, httplib::DataSink& sink) mutable {
           auto send = [&](const json& j) {
             const std::string line = "data: " + dump_json(j) + "\n\n";
             return sink.write(line.data(), line.size());
           };
-          auto chunk = [&](const std::string& text, const json& finish) {
+          auto chunk = [&](int32_t index, const std::string& text, const json& finish) {
             return json{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                        {"choices", json::array({{{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}}})}};
+                        {"choices", json::array({{{"text", text}, {"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}}})}};
           };
           if (!sent_echo) {
             sent_echo = true;
-            if (!echo.empty() && !send(chunk(echo, nullptr))) return stream->cancel(), false;
+            for (int32_t i = 0; i < n && !echo.empty(); ++i)
+              if (!send(chunk(i, echo, nullptr))) return stream->cancel(), false;
           }
           const GenerationEvent e = stream->next();
           if (e.finish_reason == "error") {
             send(error_json(e.error, "invalid_request_error", ""));
           } else {
             if (!e.text.empty() || e.done) {
-              if (!send(chunk(e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
+              if (!send(chunk(e.index, e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
             }
-            if (!e.done) return true;
+            if (e.done) {
+              usage.prompt_tokens = e.prompt_tokens;
+              usage.completion_tokens += e.completion_tokens;
+              ++done;
+            }
+            if (done < n) return true;
             if (include_usage) {
               json u = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                        {"choices", json::array()}, {"usage", usage_json(e)}};
+                        {"choices", json::array()}, {"usage", usage_json(usage)}};
               send(u);
             }
           }

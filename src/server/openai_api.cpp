@@ -111,7 +111,7 @@ CompletionRequest parse_completion_request(const std::string& body, const Tokeni
       throw ApiError(400, "'stop' must be a string or an array of up to 4 strings", "stop");
     }
   }
-  if (integer(j, "n", 1, 1, 128) != 1) throw ApiError(400, "n > 1 is not supported yet", "n");
+  r.gen.n = int32_t(integer(j, "n", 1, 1, 16));
   if (j.contains("logprobs") && !j["logprobs"].is_null()) throw ApiError(400, "logprobs are not supported yet", "logprobs");
   if (integer(j, "best_of", 1, 1, 1) != 1) throw ApiError(400, "best_of is not supported", "best_of");
   r.stream = boolean(j, "stream", false);

@@ -96,6 +96,23 @@ def test_concurrent_requests_match_sequential(client, server):
     assert m["squeeze_time_per_output_token_seconds_count"] >= 2 * len(PROMPTS)
 
 
+def test_parallel_samples(client, server):
+    prompt = " ".join(PROMPTS)
+    greedy = client.completions.create(model="", prompt=prompt, max_tokens=12, temperature=0, n=3)
+    assert [c.index for c in greedy.choices] == [0, 1, 2]
+    assert len({c.text for c in greedy.choices}) == 1  # greedy samples agree
+    assert greedy.usage.completion_tokens == 36
+    sampled = client.completions.create(model="", prompt=prompt, max_tokens=12, temperature=1.0, seed=3, n=4)
+    assert len({c.text for c in sampled.choices}) > 1  # different seeds per sample
+    chunks = list(client.completions.create(model="", prompt=prompt, max_tokens=12, temperature=1.0, seed=3, n=4,
+                                            stream=True))
+    streamed = [""] * 4
+    for c in chunks:
+        streamed[c.choices[0].index] += c.choices[0].text
+    assert streamed == [c.text for c in sampled.choices]
+    assert _metrics(server)["squeeze_kv_blocks_used"] == 0
+
+
 def test_prefix_cache_reuses_a_long_prompt(client, server):
     long_prompt = " ".join(PROMPTS) * 3  # well over two 16-token blocks
     first = client.completions.create(model="", prompt=long_prompt, max_tokens=8, temperature=0).choices[0].text
@@ -122,7 +139,7 @@ def test_stop_strings_and_seeded_sampling(client):
     ({"model": "", "prompt": "hi " * 2000}, 400),               # longer than the context
     ({"model": "", "prompt": "hi", "max_tokens": 5000}, 400),   # beyond the context
     ({"model": "", "prompt": "hi", "temperature": "hot"}, 400),
-    ({"model": "", "prompt": "hi", "n": 2}, 400),
+    ({"model": "", "prompt": "hi", "n": 17}, 400),
     ({"model": "", "prompt": [10 ** 9]}, 400),
 ])
 def test_bad_requests_get_openai_errors(client, kwargs, status):
