@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <unordered_map>
 #include <span>
 
 #include "kv/copy_on_write.h"
@@ -151,6 +152,25 @@ bool Engine::step() {
     sample_next(s, row);
   }
   return true;
+}
+
+Engine::KvUsage Engine::kv_usage() const {
+  const int32_t bs = cfg_.block_size;
+  std::unordered_map<int32_t, int32_t> filled;  // block -> most slots any holder has written
+  for (const auto& [id, s] : seqs_) {
+    if (s->state != SeqState::running) continue;
+    for (size_t b = 0; b < s->table.blocks.size(); ++b) {
+      const int32_t f = std::clamp(s->n_cached - int32_t(b) * bs, 0, bs);
+      int32_t& slot = filled[s->table.blocks[b]];
+      slot = std::max(slot, f);
+    }
+  }
+  KvUsage u;
+  for (const auto& [block, f] : filled) {
+    u.slots_allocated += bs;
+    u.slots_filled += f;
+  }
+  return u;
 }
 
 }  // namespace squeeze

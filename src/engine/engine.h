@@ -51,6 +51,13 @@ class Engine {
   const Sequence& sequence(int64_t id) const { return *seqs_.at(id); }
   void release(int64_t id);
 
+  // KV slots held by running sequences (each shared block once) and how many of them hold a
+  // token: allocated minus filled is the memory paging wastes (at most a block per sequence).
+  struct KvUsage {
+    int64_t slots_allocated = 0, slots_filled = 0;
+  };
+  KvUsage kv_usage() const;
+
   const PrefixCache& prefix_cache() const { return cache_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const KVCache& kv() const { return kv_; }

@@ -191,6 +191,7 @@ void GenerationService::loop() {
     active_.erase(std::remove_if(active_.begin(), active_.end(), [&](const std::unique_ptr<Active>& a) { return emit(*a); }),
                   active_.end());
 
+    const Engine::KvUsage kvu = engine_.kv_usage();
     const Scheduler& sch = engine_.scheduler();
     const PrefixCache& pc = engine_.prefix_cache();
     std::lock_guard<std::mutex> lk(mu_);
@@ -202,6 +203,8 @@ void GenerationService::loop() {
     stats_.kv_blocks_cached = pc.n_cached();
     stats_.prefix_hits = pc.hits();
     stats_.prefix_lookups = pc.lookups();
+    stats_.kv_slots_allocated = kvu.slots_allocated;
+    stats_.kv_slots_filled = kvu.slots_filled;
   }
   for (auto& a : active_) {
     engine_.release(a->seq_id);

@@ -68,6 +68,7 @@ class GenerationService {
     int64_t waiting = 0, running = 0, preemptions = 0;
     int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
     uint64_t prefix_hits = 0, prefix_lookups = 0;
+    int64_t kv_slots_allocated = 0, kv_slots_filled = 0;  // of running sequences
     uint64_t prompt_tokens = 0, generated_tokens = 0, requests_finished = 0;
     // Seconds from submission to the first generated token, and per output token after it.
     Histogram ttft{{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};

@@ -90,6 +90,8 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     gauge("squeeze_kv_blocks_cached", "KV blocks indexed by the prefix cache.", double(st.kv_blocks_cached));
     gauge("squeeze_prefix_cache_hit_rate", "Share of looked-up full prompt blocks found in the prefix cache.",
           st.prefix_lookups ? double(st.prefix_hits) / double(st.prefix_lookups) : 0.0);
+    gauge("squeeze_kv_slots_allocated", "KV token slots in blocks held by running sequences.", double(st.kv_slots_allocated));
+    gauge("squeeze_kv_slots_filled", "Of those, slots holding a token.", double(st.kv_slots_filled));
     counter("squeeze_prompt_tokens_total", "Prompt tokens of finished requests.", double(st.prompt_tokens));
     counter("squeeze_generation_tokens_total", "Generated tokens of finished requests.", double(st.generated_tokens));
     counter("squeeze_requests_finished_total", "Finished requests.", double(st.requests_finished));
