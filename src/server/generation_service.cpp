@@ -148,7 +148,7 @@ void GenerationService::loop() {
     for (Active& a : fresh) {
       std::vector<int64_t> ids;
       try {
-        ids = engine_.add_samples(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens, a.req.n);
+        ids = engine_.add_samples(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens, a.req.n, a.req.ignore_eos);
       } catch (const std::exception& e) {
         GenerationEvent ev;
         ev.done = true;

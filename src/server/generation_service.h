@@ -27,6 +27,7 @@ struct GenerationRequest {
   int32_t max_tokens = 16;
   std::vector<std::string> stop;
   int32_t n = 1;  // parallel samples (choices); the prompt's KV is shared between them
+  bool ignore_eos = false;  // keep generating through end-of-generation tokens (benchmarks)
 };
 
 struct GenerationEvent {

@@ -114,6 +114,7 @@ CompletionRequest parse_completion_request(const std::string& body, const Tokeni
   r.gen.n = int32_t(integer(j, "n", 1, 1, 16));
   if (j.contains("logprobs") && !j["logprobs"].is_null()) throw ApiError(400, "logprobs are not supported yet", "logprobs");
   if (integer(j, "best_of", 1, 1, 1) != 1) throw ApiError(400, "best_of is not supported", "best_of");
+  r.gen.ignore_eos = boolean(j, "ignore_eos", false);  // an extension, as in llama.cpp and vLLM
   r.stream = boolean(j, "stream", false);
   r.echo = boolean(j, "echo", false);
   if (j.contains("stream_options") && !j["stream_options"].is_null()) {
