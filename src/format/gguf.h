@@ -48,6 +48,7 @@ class GGUFFile {
   static std::unique_ptr<GGUFFile> open(const std::string& path);
 
   const std::string& path() const { return map_->path(); }
+  void prefetch() const { map_->prefetch(); }
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   size_t data_offset() const { return data_offset_; }

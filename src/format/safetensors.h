@@ -15,6 +15,9 @@ namespace squeeze {
 
 class SafetensorsSet {
  public:
+  void prefetch() const {
+    for (const auto& m : maps_) m->prefetch();
+  }
   // dir holds model.safetensors, or model.safetensors.index.json plus its shards.
   // Throws Error naming the file and problem (bad header, dtype, overlapping or out-of-range
   // offsets, duplicate names, a shard the index names that is missing, ...).

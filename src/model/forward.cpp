@@ -10,6 +10,7 @@ namespace squeeze {
 std::unique_ptr<Model> Model::load(const std::string& path) {
   auto m = std::unique_ptr<Model>(new Model());
   m->file_ = ModelFile::open(path);
+  m->file_->prefetch();
   m->weights_ = bind_weights(*m->file_);
   return m;
 }

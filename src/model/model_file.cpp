@@ -98,4 +98,9 @@ const TensorRef* ModelFile::find(std::string_view gguf_name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+void ModelFile::prefetch() const {
+  if (gguf_) gguf_->prefetch();
+  if (st_) st_->prefetch();
+}
+
 }  // namespace squeeze

@@ -21,7 +21,9 @@ class ModelFile {
 
   const std::string& path() const { return path_; }
   bool is_gguf() const { return gguf_ != nullptr; }
-  const GGUFFile* gguf() const { return gguf_.get(); }  // nullptr for a Hugging Face folder
+  const GGUFFile* gguf() const { return gguf_.get(); }
+  // Starts reading all weights in from disk (see MappedFile::prefetch).
+  void prefetch() const;  // nullptr for a Hugging Face folder
   const HParams& hparams() const { return hp_; }
   HParams& mutable_hparams() { return hp_; }
 

@@ -35,6 +35,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);
 }
 
+void MappedFile::prefetch() const {
+  if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);  // advisory: errors are harmless
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
