@@ -17,15 +17,7 @@ int cmd_run(int argc, char** argv) {
   add_model_flags(a, false);
   a.value("-n", "--n-predict", "N", "number of tokens to generate", "128");
   a.value("-c", "--ctx-size", "N", "context size (default: prompt + N, at most the model's training context)");
-  a.value("", "--temp", "T", "temperature; 0 is greedy", "0.8");
-  a.value("", "--top-k", "K", "keep the K most likely tokens (0: off)", "40");
-  a.value("", "--top-p", "P", "nucleus sampling threshold (1: off)", "0.95");
-  a.value("", "--min-p", "P", "drop tokens below P x the top probability (0: off)", "0.05");
-  a.value("", "--repeat-penalty", "X", "repetition penalty over the last --repeat-last-n tokens (1: off)", "1.0");
-  a.value("", "--repeat-last-n", "N", "tokens the penalties look back over (-1: all)", "64");
-  a.value("", "--presence-penalty", "X", "presence penalty (0: off)", "0");
-  a.value("", "--frequency-penalty", "X", "frequency penalty (0: off)", "0");
-  a.value("", "--seed", "S", "random seed (default: random)");
+  add_sampling_flags(a);
   a.value("", "--prompt-ids", "IDS", "use these token ids as the prompt instead of PROMPT");
   a.flag("", "--no-special", "do not parse special-token text in the prompt");
   a.flag("", "--output-ids", "print the generated token ids instead of text");
@@ -34,16 +26,7 @@ int cmd_run(int argc, char** argv) {
   if (a.positional().size() > 1) throw Error("give the prompt as one argument (quote it)");
   if (a.positional().empty() && !a.has("--prompt-ids")) throw Error("missing PROMPT (see 'squeeze run --help')");
 
-  SamplingParams sp;
-  sp.temperature = float(a.number("--temp"));
-  sp.top_k = int32_t(a.integer("--top-k"));
-  sp.top_p = float(a.number("--top-p"));
-  sp.min_p = float(a.number("--min-p"));
-  sp.repetition_penalty = float(a.number("--repeat-penalty"));
-  sp.penalty_last_n = int32_t(a.integer("--repeat-last-n"));
-  sp.presence_penalty = float(a.number("--presence-penalty"));
-  sp.frequency_penalty = float(a.number("--frequency-penalty"));
-  if (a.has("--seed")) sp.seed = uint64_t(a.integer("--seed"));
+  const SamplingParams sp = sampling_from(a);
   const long long n_predict = a.integer("--n-predict");
   if (n_predict < 0) throw Error("--n-predict must be >= 0");
 

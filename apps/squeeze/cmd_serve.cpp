@@ -6,10 +6,12 @@
 
 #include "commands.h"
 #include "common.h"
+#include "engine/chat_prompt.h"
 #include "engine/engine.h"
 #include "server/generation_service.h"
 #include "server/http_server.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace squeeze::cli {
 
@@ -38,7 +40,7 @@ int64_t parse_size(const std::string& s) {
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
-  Args a("serve", "[options]", "Serves the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health, /metrics).");
+  Args a("serve", "[options]", "Serves the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).");
   add_model_flags(a, false);
   a.value("", "--host", "HOST", "address to bind", "127.0.0.1");
   a.value("", "--port", "PORT", "port to listen on (0: any free port)", "8080");
@@ -47,6 +49,7 @@ int cmd_serve(int argc, char** argv) {
   a.value("", "--parallel", "N", "most sequences running at once", "64");
   a.value("-c", "--ctx-size", "N", "the most tokens (prompt + generated) of one request (default: the model's training context)");
   a.value("", "--step-tokens", "N", "token budget of one engine step (chunked prefill)", "512");
+  a.value("", "--chat-template-file", "F", "Jinja chat template to use instead of the model's own");
   if (!a.parse(argc, argv)) return 0;
 
   LoadedModel lm = load_model(a, true);
@@ -79,6 +82,17 @@ int cmd_serve(int argc, char** argv) {
   sc.model_name = name;
   sc.n_ctx = n_ctx;
   sc.n_vocab = int32_t(hp.n_vocab);
+  std::unique_ptr<ChatPrompt> chat;
+  if (a.has("--chat-template-file")) {
+    chat = std::make_unique<ChatPrompt>(read_text_file(a.str("--chat-template-file")), *lm.tokenizer);
+  } else {
+    try {
+      chat = std::make_unique<ChatPrompt>(lm.model->file(), *lm.tokenizer);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "squeeze: /v1/chat/completions disabled: %s (see --chat-template-file)\n", e.what());
+    }
+  }
+  sc.chat = chat.get();
   HttpServer server(service, *lm.tokenizer, sc);
   g_server = &server;
   std::signal(SIGINT, on_signal);

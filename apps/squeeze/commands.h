@@ -10,4 +10,5 @@ int cmd_perplexity(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
 }  // namespace squeeze::cli

@@ -76,4 +76,30 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return out;
 }
 
+void add_sampling_flags(Args& a) {
+  a.value("", "--temp", "T", "temperature; 0 is greedy", "0.8");
+  a.value("", "--top-k", "K", "keep the K most likely tokens (0: off)", "40");
+  a.value("", "--top-p", "P", "nucleus sampling threshold (1: off)", "0.95");
+  a.value("", "--min-p", "P", "drop tokens below P x the top probability (0: off)", "0.05");
+  a.value("", "--repeat-penalty", "X", "repetition penalty over the last --repeat-last-n tokens (1: off)", "1.0");
+  a.value("", "--repeat-last-n", "N", "tokens the penalties look back over (-1: all)", "64");
+  a.value("", "--presence-penalty", "X", "presence penalty (0: off)", "0");
+  a.value("", "--frequency-penalty", "X", "frequency penalty (0: off)", "0");
+  a.value("", "--seed", "S", "random seed (default: random)");
+}
+
+SamplingParams sampling_from(const Args& a) {
+  SamplingParams sp;
+  sp.temperature = float(a.number("--temp"));
+  sp.top_k = int32_t(a.integer("--top-k"));
+  sp.top_p = float(a.number("--top-p"));
+  sp.min_p = float(a.number("--min-p"));
+  sp.repetition_penalty = float(a.number("--repeat-penalty"));
+  sp.penalty_last_n = int32_t(a.integer("--repeat-last-n"));
+  sp.presence_penalty = float(a.number("--presence-penalty"));
+  sp.frequency_penalty = float(a.number("--frequency-penalty"));
+  if (a.has("--seed")) sp.seed = uint64_t(a.integer("--seed"));
+  return sp;
+}
+
 }  // namespace squeeze::cli

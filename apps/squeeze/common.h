@@ -4,6 +4,7 @@
 #include <string>
 
 #include "args.h"
+#include "engine/sampler.h"
 #include "backend/cpu/cpu_backend.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -12,6 +13,10 @@ namespace squeeze::cli {
 
 // Adds -m, -t, --kv-type (and --device) to a command's flags.
 void add_model_flags(Args& a, bool model_required);
+
+// --temp, --top-k, --top-p, --min-p, penalties and --seed, as `run` and `chat` take them.
+void add_sampling_flags(Args& a);
+SamplingParams sampling_from(const Args& a);
 
 struct LoadedModel {
   std::unique_ptr<Model> model;

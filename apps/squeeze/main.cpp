@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"perplexity", squeeze::cli::cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"logits", squeeze::cli::cmd_logits, "write the logits of every position of a token list"},
     {"bench", squeeze::cli::cmd_bench, "measure prompt and generation speed (like llama-bench)"},
+    {"chat", squeeze::cli::cmd_chat, "chat with the model in the terminal (its chat template)"},
     {"serve", squeeze::cli::cmd_serve, "serve the model over an OpenAI-compatible HTTP API"},
 };
 

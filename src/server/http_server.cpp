@@ -109,84 +109,116 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     } catch (const std::exception& e) {
       return send_error(res, 400, e.what());
     }
-    const std::string id = "cmpl-" + std::to_string(++g_request_counter);
-    const int64_t created = unix_time();
-    const std::string model = cfg_.model_name;
-    const std::string echo = cr.echo ? cr.prompt_text : "";
-    std::shared_ptr<Stream> stream = service_.submit(std::move(cr.gen));
-
-    const int32_t n = cr.gen.n;
-    if (!cr.stream) {
-      std::vector<std::string> texts(static_cast<size_t>(n), echo);
-      std::vector<std::string> reasons(static_cast<size_t>(n));
-      GenerationEvent usage;
-      for (int32_t done = 0; done < n;) {
-        GenerationEvent e = stream->next();
-        if (e.finish_reason == "error") return send_error(res, 400, e.error);
-        texts[size_t(e.index)] += e.text;
-        if (e.done) {
-          reasons[size_t(e.index)] = e.finish_reason;
-          usage.prompt_tokens = e.prompt_tokens;
-          usage.completion_tokens += e.completion_tokens;
-          ++done;
-        }
-      }
-      json choices = json::array();
-      for (int32_t i = 0; i < n; ++i)
-        choices.push_back({{"text", texts[size_t(i)]}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", reasons[size_t(i)]}});
-      const json j = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                      {"choices", choices}, {"usage", usage_json(usage)}};
-      res.set_content(dump_json(j), "application/json");
-      return;
-    }
-
-    const bool include_usage = cr.include_usage;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [stream, id, created, model, echo, include_usage, n, sent_echo = false, done = 0,
-         usage = GenerationEvent()](size_t, httplib::DataSink& sink) mutable {
-          auto send = [&](const json& j) {
-            const std::string line = "data: " + dump_json(j) + "\n\n";
-            return sink.write(line.data(), line.size());
-          };
-          auto chunk = [&](int32_t index, const std::string& text, const json& finish) {
-            return json{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                        {"choices", json::array({{{"text", text}, {"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}}})}};
-          };
-          if (!sent_echo) {
-            sent_echo = true;
-            for (int32_t i = 0; i < n && !echo.empty(); ++i)
-              if (!send(chunk(i, echo, nullptr))) return stream->cancel(), false;
-          }
-          const GenerationEvent e = stream->next();
-          if (e.finish_reason == "error") {
-            send(error_json(e.error, "invalid_request_error", ""));
-          } else {
-            if (!e.text.empty() || e.done) {
-              if (!send(chunk(e.index, e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
-            }
-            if (e.done) {
-              usage.prompt_tokens = e.prompt_tokens;
-              usage.completion_tokens += e.completion_tokens;
-              ++done;
-            }
-            if (done < n) return true;
-            if (include_usage) {
-              json u = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                        {"choices", json::array()}, {"usage", usage_json(usage)}};
-              send(u);
-            }
-          }
-          static const char kDone[] = "data: [DONE]\n\n";
-          sink.write(kDone, sizeof(kDone) - 1);
-          sink.done();
-          return true;
-        },
-        [stream](bool success) {
-          if (!success) stream->cancel();  // the client went away: free its blocks
-        });
+    respond(std::move(cr), false, res);
   });
+
+  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    CompletionRequest cr;
+    try {
+      cr = parse_chat_request(req.body, cfg_.chat, cfg_.model_name, cfg_.n_ctx);
+    } catch (const ApiError& e) {
+      return send_error(res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      return send_error(res, 400, e.what());
+    }
+    respond(std::move(cr), true, res);
+  });
+}
+
+// One response for both endpoints: they differ only in object names and in how a choice carries
+// its text ("text" vs a chat "message" / streamed "delta").
+void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res) {
+  const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++g_request_counter);
+  const int64_t created = unix_time();
+  const std::string model = cfg_.model_name;
+  const std::string echo = cr.echo ? cr.prompt_text : "";
+  const int32_t n = cr.gen.n;
+  const bool include_usage = cr.include_usage;
+  std::shared_ptr<Stream> stream = service_.submit(std::move(cr.gen));
+
+  if (!cr.stream) {
+    std::vector<std::string> texts(static_cast<size_t>(n), echo);
+    std::vector<std::string> reasons(static_cast<size_t>(n));
+    GenerationEvent usage;
+    for (int32_t done = 0; done < n;) {
+      GenerationEvent e = stream->next();
+      if (e.finish_reason == "error") return send_error(res, 400, e.error);
+      texts[size_t(e.index)] += e.text;
+      if (e.done) {
+        reasons[size_t(e.index)] = e.finish_reason;
+        usage.prompt_tokens = e.prompt_tokens;
+        usage.completion_tokens += e.completion_tokens;
+        ++done;
+      }
+    }
+    json choices = json::array();
+    for (int32_t i = 0; i < n; ++i) {
+      json c = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", reasons[size_t(i)]}};
+      if (chat) c["message"] = {{"role", "assistant"}, {"content", texts[size_t(i)]}};
+      else c["text"] = texts[size_t(i)];
+      choices.push_back(c);
+    }
+    const json j = {{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
+                    {"model", model}, {"choices", choices}, {"usage", usage_json(usage)}};
+    res.set_content(dump_json(j), "application/json");
+    return;
+  }
+
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [stream, id, created, model, echo, include_usage, n, chat, started = false, done = 0,
+       usage = GenerationEvent()](size_t, httplib::DataSink& sink) mutable {
+        auto send = [&](const json& j) {
+          const std::string line = "data: " + dump_json(j) + "\n\n";
+          return sink.write(line.data(), line.size());
+        };
+        auto chunk = [&](json choice) {
+          return json{{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                      {"model", model}, {"choices", json::array({std::move(choice)})}};
+        };
+        auto piece = [&](int32_t index, const std::string& text, const json& finish) {
+          json c = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}};
+          if (chat) c["delta"] = text.empty() ? json::object() : json{{"content", text}};
+          else c["text"] = text;
+          return chunk(std::move(c));
+        };
+        if (!started) {  // chat streams open every choice with the assistant role; echo goes first
+          started = true;
+          for (int32_t i = 0; i < n; ++i) {
+            if (chat && !send(chunk({{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr},
+                                     {"finish_reason", nullptr}})))
+              return stream->cancel(), false;
+            if (!echo.empty() && !send(piece(i, echo, nullptr))) return stream->cancel(), false;
+          }
+        }
+        const GenerationEvent e = stream->next();
+        if (e.finish_reason == "error") {
+          send(error_json(e.error, "invalid_request_error", ""));
+        } else {
+          if (!e.text.empty() || e.done) {
+            if (!send(piece(e.index, e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
+          }
+          if (e.done) {
+            usage.prompt_tokens = e.prompt_tokens;
+            usage.completion_tokens += e.completion_tokens;
+            ++done;
+          }
+          if (done < n) return true;
+          if (include_usage) {
+            json u = {{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                      {"model", model}, {"choices", json::array()}, {"usage", usage_json(usage)}};
+            send(u);
+          }
+        }
+        static const char kDone[] = "data: [DONE]\n\n";
+        sink.write(kDone, sizeof(kDone) - 1);
+        sink.done();
+        return true;
+      },
+      [stream](bool success) {
+        if (!success) stream->cancel();  // the client went away: free its blocks
+      });
 }
 
 HttpServer::~HttpServer() = default;

@@ -6,11 +6,13 @@
 #include <memory>
 #include <string>
 
+#include "engine/chat_prompt.h"
 #include "server/generation_service.h"
 #include "tokenizer/tokenizer.h"
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace squeeze {
@@ -22,7 +24,10 @@ struct ServerConfig {
   std::string model_name;  // what /v1/models reports and requests may name
   int32_t n_ctx = 4096;
   int32_t n_vocab = 0;
+  const ChatPrompt* chat = nullptr;  // the model's chat template; null: /v1/chat/completions is a 400
 };
+
+struct CompletionRequest;
 
 class HttpServer {
  public:
@@ -34,6 +39,8 @@ class HttpServer {
   int port() const;  // the bound port (useful with port 0)
 
  private:
+  void respond(CompletionRequest cr, bool chat, httplib::Response& res);
+
   GenerationService& service_;
   const Tokenizer& tok_;
   ServerConfig cfg_;

@@ -32,6 +32,14 @@ bool boolean(const json& j, const char* key, bool def) {
   return j[key].get<bool>();
 }
 
+void check_model(const json& j, const std::string& model_name) {
+  if (j.contains("model") && !j["model"].is_null()) {
+    if (!j["model"].is_string()) throw ApiError(400, "'model' must be a string", "model");
+    const std::string m = j["model"].get<std::string>();
+    if (!m.empty() && m != model_name) throw ApiError(404, "the model '" + m + "' does not exist; this server runs '" + model_name + "'", "model");
+  }
+}
+
 }  // namespace
 
 std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -40,49 +48,14 @@ json error_json(const std::string& message, const std::string& type, const std::
   return json{{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)}, {"code", nullptr}}}};
 }
 
-CompletionRequest parse_completion_request(const std::string& body, const Tokenizer& tok, const std::string& model_name,
-                                           int32_t n_ctx, int32_t n_vocab) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {
-    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
-  }
-  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
-
-  if (j.contains("model") && !j["model"].is_null()) {
-    if (!j["model"].is_string()) throw ApiError(400, "'model' must be a string", "model");
-    const std::string m = j["model"].get<std::string>();
-    if (!m.empty() && m != model_name) throw ApiError(404, "the model '" + m + "' does not exist; this server runs '" + model_name + "'", "model");
-  }
-
-  CompletionRequest r;
-  if (!j.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
-  const json& p = j["prompt"];
-  if (p.is_string()) {
-    r.prompt_text = p.get<std::string>();
-    r.gen.prompt = tok.encode(r.prompt_text, true, true);
-  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
-    for (const json& t : p) {
-      if (!t.is_number_integer()) throw ApiError(400, "'prompt' token arrays must hold integers only", "prompt");
-      const int64_t id = t.get<int64_t>();
-      if (id < 0 || id >= n_vocab) throw ApiError(400, "prompt token id " + std::to_string(id) + " is outside the vocabulary", "prompt");
-      r.gen.prompt.push_back(int32_t(id));
-    }
-  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
-    r.prompt_text = p[0].get<std::string>();
-    r.gen.prompt = tok.encode(r.prompt_text, true, true);
-  } else if (p.is_array()) {
-    throw ApiError(400, "batched prompts (several strings) are not supported; send one request per prompt", "prompt");
-  } else {
-    throw ApiError(400, "'prompt' must be a string or an array of token ids", "prompt");
-  }
+// Everything after the prompt, shared by completions and chat completions.
+static void parse_generation_params(const json& j, int32_t n_ctx, CompletionRequest& r) {
   if (r.gen.prompt.empty()) throw ApiError(400, "the prompt is empty", "prompt");
   if (int64_t(r.gen.prompt.size()) >= n_ctx)
     throw ApiError(400, "the prompt has " + std::to_string(r.gen.prompt.size()) + " tokens; the context holds " + std::to_string(n_ctx), "prompt");
-
   const int64_t room = n_ctx - int64_t(r.gen.prompt.size());
-  r.gen.max_tokens = int32_t(integer(j, "max_tokens", std::min<int64_t>(16, room), 0, 1 << 30));
+  const char* max_key = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  r.gen.max_tokens = int32_t(integer(j, max_key, std::min<int64_t>(16, room), 0, 1 << 30));
   if (r.gen.max_tokens > room)
     throw ApiError(400, "max_tokens (" + std::to_string(r.gen.max_tokens) + ") + the prompt (" + std::to_string(r.gen.prompt.size()) +
                             " tokens) exceed the context of " + std::to_string(n_ctx),
@@ -122,6 +95,69 @@ CompletionRequest parse_completion_request(const std::string& body, const Tokeni
     if (!so.is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
     r.include_usage = boolean(so, "include_usage", false);
   }
+}
+
+CompletionRequest parse_completion_request(const std::string& body, const Tokenizer& tok, const std::string& model_name,
+                                           int32_t n_ctx, int32_t n_vocab) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
+
+  check_model(j, model_name);
+
+  CompletionRequest r;
+  if (!j.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
+  const json& p = j["prompt"];
+  if (p.is_string()) {
+    r.prompt_text = p.get<std::string>();
+    r.gen.prompt = tok.encode(r.prompt_text, true, true);
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    for (const json& t : p) {
+      if (!t.is_number_integer()) throw ApiError(400, "'prompt' token arrays must hold integers only", "prompt");
+      const int64_t id = t.get<int64_t>();
+      if (id < 0 || id >= n_vocab) throw ApiError(400, "prompt token id " + std::to_string(id) + " is outside the vocabulary", "prompt");
+      r.gen.prompt.push_back(int32_t(id));
+    }
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    r.prompt_text = p[0].get<std::string>();
+    r.gen.prompt = tok.encode(r.prompt_text, true, true);
+  } else if (p.is_array()) {
+    throw ApiError(400, "batched prompts (several strings) are not supported; send one request per prompt", "prompt");
+  } else {
+    throw ApiError(400, "'prompt' must be a string or an array of token ids", "prompt");
+  }
+  parse_generation_params(j, n_ctx, r);
+  return r;
+}
+
+CompletionRequest parse_chat_request(const std::string& body, const ChatPrompt* chat, const std::string& model_name,
+                                     int32_t n_ctx) {
+  json j;
+  nlohmann::ordered_json ordered;
+  try {
+    j = json::parse(body);
+    ordered = nlohmann::ordered_json::parse(body);  // messages keep the client's key order
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
+  check_model(j, model_name);
+  if (!chat) throw ApiError(400, "this model has no chat template; use /v1/completions");
+  if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
+    throw ApiError(400, "'messages' must be a non-empty array", "messages");
+  if (j.contains("tools") && !j["tools"].is_null()) throw ApiError(400, "tools are not supported yet", "tools");
+  CompletionRequest r;
+  try {
+    r.gen.prompt = chat->encode(ordered["messages"], true);
+  } catch (const std::exception& e) {
+    throw ApiError(400, e.what(), "messages");
+  }
+  parse_generation_params(j, n_ctx, r);
+  if (r.echo) throw ApiError(400, "echo is not supported for chat completions", "echo");
   return r;
 }
 

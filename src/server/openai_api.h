@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/chat_prompt.h"
 #include "server/generation_service.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +32,11 @@ struct CompletionRequest {
 // Throws ApiError for malformed or unsupported requests.
 CompletionRequest parse_completion_request(const std::string& body, const Tokenizer& tok, const std::string& model_name,
                                            int32_t n_ctx, int32_t n_vocab);
+
+// /v1/chat/completions: the messages rendered with the model's chat template (chat may be null
+// when the model has none: a 400 then).
+CompletionRequest parse_chat_request(const std::string& body, const ChatPrompt* chat, const std::string& model_name,
+                                     int32_t n_ctx);
 
 // JSON text for a response; invalid UTF-8 (from a client's bytes or a model's half-character
 // output) becomes U+FFFD instead of an exception.

@@ -43,7 +43,10 @@ bool compares_by_value(SeqKind k) { return k == SeqKind::list || k == SeqKind::t
 Value Value::sequence(std::vector<Value> items, SeqKind kind) {
   auto d = std::make_shared<SeqData>();
   int deepest = 0;
-  for (const Value& v : items) deepest = std::max(deepest, depth_of(v));
+  for (const Value& v : items) {
+    deepest = std::max(deepest, depth_of(v));
+    d->weight += weight_of(v);
+  }
   d->depth = deepest + 1;
   check_depth(d->depth);
   d->items = std::move(items);
@@ -77,6 +80,7 @@ void DictData::set(const Value& key, Value value) {
   int d = depth_of(value) + 1;
   check_depth(d);
   depth_ = std::max(depth_, d);
+  weight_ += weight_of(key) + weight_of(value);  // a replaced value stays counted: an overestimate
   auto [it, inserted] = index_.emplace(hash_key(key), items_.size());
   if (inserted) items_.emplace_back(key, std::move(value));
   else items_[it->second].second = std::move(value);
@@ -95,10 +99,39 @@ int depth_of(const Value& v) {
   }
 }
 
+uint64_t weight_of(const Value& v) {
+  switch (v.kind()) {
+    case Kind::string: return 1 + v.str().size() / 16;
+    case Kind::sequence: return v.seq().weight;
+    case Kind::dict: return v.dict().weight();
+    case Kind::ns: {
+      uint64_t w = 1;
+      for (const auto& [k, item] : v.ns().attrs.items()) w += weight_of(item);
+      return w;
+    }
+    default: return 1;
+  }
+}
+
 Value make_dict(std::vector<std::pair<Value, Value>> items) {
   auto d = std::make_shared<DictData>();
   for (auto& [k, v] : items) d->set(k, std::move(v));
   return Value::dict(std::move(d));
+}
+
+void throw_undefined(const Value& v) {
+  throw Error(v.undefined_message().empty() ? "undefined value" : v.undefined_message());
+}
+
+bool holds_namespace(const Value& v) {
+  if (v.is_ns()) return true;
+  if (v.is_seq())
+    for (const Value& item : v.seq().items)
+      if (holds_namespace(item)) return true;
+  if (v.is_dict())
+    for (const auto& [k, item] : v.dict().items())
+      if (holds_namespace(item)) return true;
+  return false;
 }
 
 bool truthy(const Value& v) {
@@ -150,8 +183,8 @@ bool py_equal(const Value& a, const Value& b) {
 }
 
 int py_compare(const Value& a, const Value& b) {
-  if (a.is_undefined()) throw Error(a.undefined_message());
-  if (b.is_undefined()) throw Error(b.undefined_message());
+  if (a.is_undefined()) throw_undefined(a);
+  if (b.is_undefined()) throw_undefined(b);
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int();
     double x = a.as_float(), y = b.as_float();
@@ -215,7 +248,7 @@ std::string py_repr(const Value& v) {
     case Kind::boolean: return v.as_bool() ? "True" : "False";
     case Kind::integer: return std::to_string(v.as_int());
     case Kind::floating: return py_float_repr(v.as_float());
-    case Kind::string: return pystr::repr(v.str());
+    case Kind::string: return v.is_markup() ? "Markup(" + pystr::repr(v.str()) + ")" : pystr::repr(v.str());
     case Kind::sequence: {
       const SeqData& s = v.seq();
       if (s.kind == SeqKind::generator) return "<generator object>";

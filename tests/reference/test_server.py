@@ -3,6 +3,7 @@ streaming and not, concurrency (outputs independent of the other requests), stop
 usage counts, errors with OpenAI error objects, the API key, and KV blocks returning to idle."""
 import concurrent.futures
 import json
+import pathlib
 import re
 import socket
 import subprocess
@@ -22,8 +23,9 @@ def _free_port():
 
 def _start(squeeze_bin, default_model, *extra):
     port = _free_port()
+    template = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" / "google-gemma-3-it.jinja"
     proc = subprocess.Popen([str(squeeze_bin), "serve", "-m", str(default_model), "--port", str(port),
-                             "--kv-memory", "48M", "-c", "1024", *extra],
+                             "--kv-memory", "48M", "-c", "1024", "--chat-template-file", str(template), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -94,6 +96,28 @@ def test_concurrent_requests_match_sequential(client, server):
     assert m["squeeze_kv_blocks_used"] == 0 and m["squeeze_requests_running"] == 0
     assert m["squeeze_time_to_first_token_seconds_count"] >= 2 * len(PROMPTS)
     assert m["squeeze_time_per_output_token_seconds_count"] >= 2 * len(PROMPTS)
+
+
+def test_chat_completions(client):
+    messages = [{"role": "system", "content": "You answer briefly."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    full = client.chat.completions.create(model="", messages=messages, max_tokens=16, temperature=0)
+    msg = full.choices[0].message
+    assert msg.role == "assistant" and len(msg.content) > 0
+    assert full.usage.completion_tokens == 16 and full.usage.prompt_tokens > 15
+    chunks = list(client.chat.completions.create(model="", messages=messages, max_tokens=16, temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == msg.content
+    assert chunks[-1].usage.prompt_tokens == full.usage.prompt_tokens
+    # Gemma's template rejects roles that do not alternate, with its own message.
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="", messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+                                       max_tokens=2)
+    assert "alternate" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="", messages=[], max_tokens=2)
 
 
 def test_parallel_samples(client, server):
