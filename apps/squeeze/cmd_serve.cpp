@@ -1,4 +1,5 @@
 // squeeze serve: the OpenAI-compatible HTTP server over the continuous-batching engine.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -81,6 +82,7 @@ int cmd_serve(int argc, char** argv) {
   if (auto slash = name.find_last_of('/'); slash != std::string::npos && slash + 1 < name.size()) name = name.substr(slash + 1);
   sc.model_name = name;
   sc.n_ctx = n_ctx;
+  sc.http_threads = std::max(64, 2 * ec.max_seqs + 8);
   sc.n_vocab = int32_t(hp.n_vocab);
   std::unique_ptr<ChatPrompt> chat;
   if (a.has("--chat-template-file")) {

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +39,8 @@ json usage_json(const GenerationEvent& e) {
 HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, const ServerConfig& cfg)
     : service_(service), tok_(tokenizer), cfg_(cfg), http_(std::make_unique<httplib::Server>()) {
   httplib::Server& s = *http_;
+  const size_t n_threads = size_t(std::max(8, cfg_.http_threads));
+  s.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
 
   // Authentication for everything under /v1 when an API key is set.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

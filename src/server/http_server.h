@@ -24,7 +24,10 @@ struct ServerConfig {
   std::string model_name;  // what /v1/models reports and requests may name
   int32_t n_ctx = 4096;
   int32_t n_vocab = 0;
-  const ChatPrompt* chat = nullptr;  // the model's chat template; null: /v1/chat/completions is a 400
+  const ChatPrompt* chat = nullptr;
+  // HTTP worker threads: every open (streaming) request holds one while it waits on the engine,
+  // so this bounds the concurrent requests; cpp-httplib's default is only 8.
+  int http_threads = 128;  // the model's chat template; null: /v1/chat/completions is a 400
 };
 
 struct CompletionRequest;
