@@ -5,6 +5,7 @@
 //
 // usage: engine_batch_tool MODEL PROMPTS_FILE MAX_TOKENS together|alone [KV_BLOCKS [STEP_TOKENS [THREADS]]]
 //   PROMPTS_FILE: one prompt per line, as space-separated token ids.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -45,12 +46,12 @@ int main(int argc, char** argv) {
 
     std::vector<std::vector<int32_t>> outputs(prompts.size());
     uint64_t preemptions = 0, hits = 0;
+    size_t max_running = 0;  // the most sequences in one step's batch
     auto run = [&](size_t first, size_t last) {
       Engine engine(*model, backend, nullptr, cfg);
       std::vector<int64_t> ids;
       for (size_t i = first; i < last; ++i) ids.push_back(engine.add(prompts[i], greedy, max_tokens, true));
-      while (engine.step()) {
-      }
+      while (engine.step()) max_running = std::max(max_running, engine.scheduler().n_running());
       for (size_t i = first; i < last; ++i) {
         const Sequence& s = engine.sequence(ids[i - first]);
         outputs[i].assign(s.tokens.begin() + s.n_prompt, s.tokens.end());
@@ -68,8 +69,8 @@ int main(int argc, char** argv) {
       for (size_t j = 0; j < o.size(); ++j) std::printf(j ? " %d" : "%d", o[j]);
       std::printf("\n");
     }
-    std::fprintf(stderr, "preemptions %llu prefix-cache block hits %llu\n", (unsigned long long)preemptions,
-                 (unsigned long long)hits);
+    std::fprintf(stderr, "preemptions %llu prefix-cache block hits %llu max running %zu\n",
+                 (unsigned long long)preemptions, (unsigned long long)hits, max_running);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
