@@ -6,10 +6,12 @@
 
 #include "format/tensor_ref.h"
 #include "kv/kv_cache.h"
+#include "util/device_memory.h"
 
 namespace squeeze {
 
-// Where each token of a ragged batch sits: its absolute position and its sequence's block table.
+// Where each token of a ragged batch sits (host memory: a backend with memory of its own copies
+// what it needs): its absolute position and its sequence's block table.
 struct TokenPlacement {
   const int32_t* pos;             // [n_tokens]
   const int32_t* const* blocks;   // [n_tokens]: the block ids of the token's sequence
@@ -46,10 +48,21 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // The memory that activations and the KV cache must live in for this backend's operations.
+  // Weights, norm weights, biases and the batch description (ids, positions, block tables) stay
+  // in host memory; a backend with memory of its own copies them (weights once, the batch once
+  // per begin_batch).
+  virtual DeviceMemory& memory() = 0;
+  // Called before the operations of each forward pass: host arrays seen by the previous batch
+  // (token ids, positions, block tables, row lists) may have changed.
+  virtual void begin_batch() {}
+
   // y[t][o] = sum_k W[o][k] * x[t][k] for n_tokens rows of x (W is ne = {k, o}, any weight type).
   virtual void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) = 0;
   // out[t] = row ids[t] of an embedding table (any weight type), as floats.
   virtual void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // dst[i] = src[rows[i]] for n rows of width floats (rows in host memory).
+  virtual void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) = 0;
   // y[r] = x[r] / rms(x[r]) * (w + w_offset), rows of n; y may alias x.
   virtual void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
                         float* y) = 0;

@@ -15,7 +15,7 @@ SequenceRunner::SequenceRunner(Model& model, Backend& backend, int32_t n_ctx, GG
       backend_(backend),
       n_ctx_(n_ctx),
       max_batch_(std::max(1, max_batch)),
-      kv_(model.kv_geometry((n_ctx + kBlockSize - 1) / kBlockSize, kv_type, kBlockSize)) {
+      kv_(model.kv_geometry((n_ctx + kBlockSize - 1) / kBlockSize, kv_type, kBlockSize), backend.memory()) {
   if (n_ctx <= 0) throw Error("context size must be positive");
 }
 

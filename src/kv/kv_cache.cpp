@@ -1,23 +1,29 @@
 #include "kv/kv_cache.h"
 
-#include <cstring>
-#include <new>
-
 #include "util/error.h"
 
 namespace squeeze {
 
-KVCache::KVCache(const KVGeometry& g) : g_(g), pool_(g.n_blocks) {
+KVCache::KVCache(const KVGeometry& g, DeviceMemory& mem) : g_(g), pool_(g.n_blocks), mem_(mem) {
   if (g.type != GGMLType::F16 && g.type != GGMLType::F32) throw Error("KV cache type must be f16 or f32");
   if (g.n_blocks <= 0 || g.block_size <= 0) throw Error("KV cache needs at least one block");
-  const size_t n = size_t(g.n_layers) * size_t(g.n_blocks) * size_t(g.n_kv_heads) * size_t(g.block_size) *
-                   size_t(g.head_dim) * elem_bytes();
+  bytes_ = size_t(g.n_layers) * size_t(g.n_blocks) * size_t(g.n_kv_heads) * size_t(g.block_size) *
+           size_t(g.head_dim) * elem_bytes();
   try {
-    k_.assign(n, 0);
-    v_.assign(n, 0);
-  } catch (const std::bad_alloc&) {
-    throw Error(fmt("cannot allocate %.1f MiB for the KV cache", 2.0 * double(n) / (1 << 20)));
+    k_ = static_cast<uint8_t*>(mem.alloc(bytes_));
+    v_ = static_cast<uint8_t*>(mem.alloc(bytes_));
+  } catch (const Error&) {
+    if (k_) mem.free(k_);
+    throw Error(fmt("cannot allocate %.1f MiB for the KV cache", 2.0 * double(bytes_) / (1 << 20)));
   }
+  // Zeroed so that a read of a slot nothing wrote is deterministic rather than garbage.
+  mem.zero(k_, bytes_);
+  mem.zero(v_, bytes_);
+}
+
+KVCache::~KVCache() {
+  mem_.free(k_);
+  mem_.free(v_);
 }
 
 void KVCache::copy_block(int32_t src, int32_t dst) {
@@ -25,8 +31,8 @@ void KVCache::copy_block(int32_t src, int32_t dst) {
   // A block is contiguous within a layer: [head][slot][dim].
   const size_t bytes = size_t(g_.n_kv_heads) * size_t(g_.block_size) * size_t(g_.head_dim) * elem_bytes();
   for (int32_t l = 0; l < g_.n_layers; ++l) {
-    std::memcpy(k(l, dst, 0, 0), k(l, src, 0, 0), bytes);
-    std::memcpy(v(l, dst, 0, 0), v(l, src, 0, 0), bytes);
+    mem_.copy(k(l, dst, 0, 0), k(l, src, 0, 0), bytes);
+    mem_.copy(v(l, dst, 0, 0), v(l, src, 0, 0), bytes);
   }
 }
 

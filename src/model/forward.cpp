@@ -27,11 +27,6 @@ KVGeometry Model::kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_siz
   return g;
 }
 
-namespace {
-void grow(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
-}  // namespace
 
 void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits) {
   const HParams& hp = hparams();
@@ -42,14 +37,17 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
   for (int32_t p : batch.positions)
     if (p < 0) throw Error("negative position in batch");
 
-  grow(x_, size_t(T * H));
-  grow(xn_, size_t(T * std::max(H, q_dim)));
-  grow(q_, size_t(T * q_dim));
-  grow(k_, size_t(T * kv_dim));
-  grow(v_, size_t(T * kv_dim));
-  grow(attn_, size_t(T * q_dim));
-  grow(ffa_, size_t(T * hp.n_ff));
-  grow(ffb_, size_t(T * hp.n_ff));
+  if (&kv.memory() != &be.memory()) throw Error("the KV cache is not in the backend's memory");
+  DeviceMemory& mem = be.memory();
+  x_.reserve(mem, size_t(T * H));
+  xn_.reserve(mem, size_t(T * std::max(H, q_dim)));
+  q_.reserve(mem, size_t(T * q_dim));
+  k_.reserve(mem, size_t(T * kv_dim));
+  v_.reserve(mem, size_t(T * kv_dim));
+  attn_.reserve(mem, size_t(T * q_dim));
+  ffa_.reserve(mem, size_t(T * hp.n_ff));
+  ffb_.reserve(mem, size_t(T * hp.n_ff));
+  be.begin_batch();
 
   const TokenPlacement tp{batch.positions.data(), batch.blocks.data(), T};
 
@@ -112,14 +110,18 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
   const int64_t R = int64_t(batch.logit_rows.size());
   logits.resize(size_t(R) * size_t(hp.n_vocab));
   if (R == 0) return;  // a prefill chunk that samples nothing yet
-  grow(sel_, size_t(R * H));
-  for (int64_t r = 0; r < R; ++r) {
-    const int32_t row = batch.logit_rows[size_t(r)];
-    std::copy(x_.begin() + row * H, x_.begin() + (row + 1) * H, sel_.begin() + r * H);
-  }
+  sel_.reserve(mem, size_t(R * H));
+  be.gather_rows(x_.data(), H, batch.logit_rows.data(), R, sel_.data());
   be.rms_norm(sel_.data(), W.output_norm, hp.norm_weight_offset, R, H, hp.rms_eps, sel_.data());
-  be.matmul(*W.output, sel_.data(), R, logits.data());
-  if (hp.final_logit_softcap > 0) be.softcap(logits.data(), hp.final_logit_softcap, R * hp.n_vocab);
+  // Host memory: straight into the caller's vector; otherwise through a buffer and one copy.
+  float* out = logits.data();
+  if (!mem.is_host()) {
+    logits_.reserve(mem, size_t(R) * size_t(hp.n_vocab));
+    out = logits_.data();
+  }
+  be.matmul(*W.output, sel_.data(), R, out);
+  if (hp.final_logit_softcap > 0) be.softcap(out, hp.final_logit_softcap, R * hp.n_vocab);
+  if (!mem.is_host()) mem.to_host(logits.data(), out, size_t(R) * size_t(hp.n_vocab) * sizeof(float));
 }
 
 }  // namespace squeeze

@@ -9,6 +9,7 @@
 #include "model/batch.h"
 #include "model/model_file.h"
 #include "model/weights.h"
+#include "util/device_memory.h"
 
 namespace squeeze {
 
@@ -24,15 +25,16 @@ class Model {
   // Geometry of a KV cache for this model holding n_blocks blocks.
   KVGeometry kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_size = 16) const;
 
-  // Runs the batch: writes its tokens' K/V into kv (their block tables must cover their
-  // positions) and returns logits [batch.logit_rows.size()][n_vocab] in logits.
+  // Runs the batch on be: writes its tokens' K/V into kv (their block tables must cover their
+  // positions; kv lives in be.memory()) and returns logits [batch.logit_rows.size()][n_vocab]
+  // in logits (host memory).
   void forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits);
 
  private:
   std::unique_ptr<ModelFile> file_;
   ModelWeights weights_;
-  // Activation buffers, grown to the largest batch seen and then reused.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffa_, ffb_, sel_;
+  // Activation buffers in the backend's memory, grown to the largest batch seen and reused.
+  DeviceBuffer<float> x_, xn_, q_, k_, v_, attn_, ffa_, ffb_, sel_, logits_;
 };
 
 }  // namespace squeeze

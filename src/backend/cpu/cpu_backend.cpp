@@ -77,6 +77,11 @@ void CpuBackend::add_rms_norm(float* x, const float* delta, const float* w, floa
   });
 }
 
+void CpuBackend::gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst + i * width, src + int64_t(rows[i]) * width, size_t(width) * sizeof(float));
+}
+
 void CpuBackend::add(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }

@@ -17,6 +17,8 @@ class CpuBackend final : public Backend {
   int n_threads() const { return pool_.size(); }
   Numerics numerics() const { return numerics_; }
 
+  DeviceMemory& memory() override { return host_memory(); }
+  void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) override;
   void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) override;
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) override;
