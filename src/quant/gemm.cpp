@@ -2,6 +2,8 @@
 // which one runs changes speed only.
 #include "quant/gemm.h"
 
+#include <cstring>
+
 #include "quant/kernels.h"
 
 namespace squeeze {
@@ -21,6 +23,9 @@ namespace quant {
   void gemm_q8_0_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
+  void gemm_q4_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
+  void gemm_q5_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
+  void gemm_q8_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   }
 SQZ_DECLARE_GEMM(gemm_avx2)
 SQZ_DECLARE_GEMM(gemm_avx512)
@@ -45,6 +50,16 @@ GemmFn pick(GGMLType t, Numerics numerics) {
   }
 }
 
+template <typename Set>
+GemmFn pick_x4(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q4_0: return Set::q4_0_x4;
+    case GGMLType::Q5_0: return Set::q5_0_x4;
+    case GGMLType::Q8_0: return Set::q8_0_x4;
+    default: return nullptr;
+  }
+}
+
 #define SQZ_GEMM_SET(name, ns)                          \
   struct name {                                         \
     static constexpr GemmFn f16 = quant::ns::gemm_f16;   \
@@ -58,6 +73,9 @@ GemmFn pick(GGMLType t, Numerics numerics) {
     static constexpr GemmFn q8_0_exact = quant::ns::gemm_q8_0_exact; \
     static constexpr GemmFn q4_k_exact = quant::ns::gemm_q4_k_exact; \
     static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
+    static constexpr GemmFn q4_0_x4 = quant::ns::gemm_q4_0_x4; \
+    static constexpr GemmFn q5_0_x4 = quant::ns::gemm_q5_0_x4; \
+    static constexpr GemmFn q8_0_x4 = quant::ns::gemm_q8_0_x4; \
   };
 SQZ_GEMM_SET(Avx2Set, gemm_avx2)
 SQZ_GEMM_SET(Avx512Set, gemm_avx512)
@@ -87,14 +105,38 @@ GemmFn gemm_fn(GGMLType t, Numerics numerics, GemmIsa isa) {
   }
 }
 
+GemmFn gemm_x4_fn(GGMLType t, Numerics numerics, GemmIsa isa) {
+  if (int(isa) > int(gemm_isa()) || numerics != Numerics::llamacpp) return nullptr;
+  switch (isa) {
+    case GemmIsa::avx512_vnni: return pick_x4<Avx512Set>(t);
+    case GemmIsa::avx2: return pick_x4<Avx2Set>(t);
+    default: return nullptr;
+  }
+}
+
 #else  // no tiled kernels off x86: vec_dot per pair
 
 GemmIsa gemm_isa() { return GemmIsa::none; }
 GemmFn gemm_fn(GGMLType, Numerics, GemmIsa) { return nullptr; }
+GemmFn gemm_x4_fn(GGMLType, Numerics, GemmIsa) { return nullptr; }
 
 #endif
 
 GemmFn gemm_fn(GGMLType t, Numerics numerics) { return gemm_fn(t, numerics, gemm_isa()); }
+GemmFn gemm_x4_fn(GGMLType t, Numerics numerics) { return gemm_x4_fn(t, numerics, gemm_isa()); }
+
+void repack_x4(const uint8_t* src, uint8_t* dst, int64_t n_rows, size_t row_bytes, size_t block_bytes) {
+  const int64_t full = n_rows / 4 * 4;
+  const size_t nb = row_bytes / block_bytes;
+  for (int64_t r = 0; r < full; r += 4) {
+    const uint8_t* g = src + size_t(r) * row_bytes;
+    uint8_t* d = dst + size_t(r) * row_bytes;
+    for (size_t b = 0; b < nb; ++b)
+      for (size_t j = 0; j < 4; ++j)
+        std::memcpy(d + (b * 4 + j) * block_bytes, g + j * row_bytes + b * block_bytes, block_bytes);
+  }
+  std::memcpy(dst + size_t(full) * row_bytes, src + size_t(full) * row_bytes, size_t(n_rows - full) * row_bytes);
+}
 
 const char* gemm_isa_name(GemmIsa isa) {
   switch (isa) {

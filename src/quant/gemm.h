@@ -34,4 +34,14 @@ const char* gemm_isa_name(GemmIsa isa);
 GemmFn gemm_fn(GGMLType weight_type, Numerics numerics);
 GemmFn gemm_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
 
+// The x4 weight layout: rows in groups of 4 interleaved block by block (rows past the last full
+// group unchanged; same size as the plain layout, and a group starts where its first row did).
+// The kernels read one sequential stream that feeds 4 independent accumulation chains, which is
+// what decode needs (one chain per row waits on the FMA latency every block). Same bits as
+// gemm_fn. For Q4_0, Q5_0 and Q8_0 in Numerics::llamacpp; nullptr otherwise. w must start at
+// a row that is a multiple of 4 of the repacked tensor; w_stride is unused.
+GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics);
+GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
+void repack_x4(const uint8_t* src, uint8_t* dst, int64_t n_rows, size_t row_bytes, size_t block_bytes);
+
 }  // namespace squeeze

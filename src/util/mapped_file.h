@@ -20,6 +20,10 @@ class MappedFile {
   // Asks the kernel to start reading the whole file in now (asynchronous readahead), so a cold
   // start streams it from disk instead of faulting it in 4 KiB at a time.
   void prefetch() const;
+  // Drops the whole pages of [p, p + n) from this process's resident memory if the range lies in
+  // a live MappedFile (returns false, doing nothing, otherwise). For weights the backend has
+  // copied into a layout of its own: reading them again stays correct, it just faults them in.
+  static bool release_pages(const void* p, size_t n);
 
  private:
   std::string path_;

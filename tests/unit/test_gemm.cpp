@@ -32,7 +32,7 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
     const VecDotFn dot = vec_dot_fn(c.type, numerics);
     const GGMLType at = vec_dot_type(c.type);
     std::mt19937 rng(uint32_t(c.type) * 31u + uint32_t(c.k));
-    for (int64_t n_rows : {1, 2, 3, 4, 5, 11, 17}) {
+    for (int64_t n_rows : {1, 2, 3, 4, 5, 8, 11, 17}) {
       for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9, 70}) {
         const size_t wr = row_bytes(c.type, c.k), ar = row_bytes(at, c.k);
         std::vector<uint8_t> w(wr * size_t(n_rows)), a(ar * size_t(n_tok));
@@ -45,20 +45,32 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
           quantize_activation_row(at, x.data(), a.data() + size_t(t) * ar, c.k, numerics);
         }
         const int64_t ldy = n_rows + 3;  // a padded output stride, as a column slice of y would have
+        auto check = [&](const char* layout, const std::vector<float>& y) {
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t r = 0; r < ldy; ++r) {
+              const float got = y[size_t(t * ldy + r)];
+              if (r >= n_rows) {
+                ASSERT_EQ(got, -1.0f) << "wrote outside its rows";
+                continue;
+              }
+              const float want = dot(w.data() + size_t(r) * wr, a.data() + size_t(t) * ar, c.k);
+              ASSERT_EQ(std::memcmp(&got, &want, 4), 0)
+                  << layout << " " << type_name(c.type) << " k=" << c.k << " rows=" << n_rows << " tokens=" << n_tok
+                  << " r=" << r << " t=" << t << " numerics=" << int(numerics) << " isa=" << gemm_isa_name(isa) << ": "
+                  << got << " vs " << want;
+            }
+        };
         std::vector<float> y(size_t(ldy * n_tok), -1.0f);
         gemm(w.data(), wr, a.data(), ar, c.k, n_rows, n_tok, y.data(), ldy);
-        for (int64_t t = 0; t < n_tok; ++t)
-          for (int64_t r = 0; r < ldy; ++r) {
-            const float got = y[size_t(t * ldy + r)];
-            if (r >= n_rows) {
-              ASSERT_EQ(got, -1.0f) << "wrote outside its rows";
-              continue;
-            }
-            const float want = dot(w.data() + size_t(r) * wr, a.data() + size_t(t) * ar, c.k);
-            ASSERT_EQ(std::memcmp(&got, &want, 4), 0)
-                << type_name(c.type) << " k=" << c.k << " rows=" << n_rows << " tokens=" << n_tok << " r=" << r
-                << " t=" << t << " numerics=" << int(numerics) << " isa=" << gemm_isa_name(isa) << ": " << got << " vs " << want;
-          }
+        check("plain", y);
+        // The same products from the x4 layout (4 rows interleaved block by block).
+        if (const GemmFn x4 = gemm_x4_fn(c.type, numerics, isa)) {
+          std::vector<uint8_t> packed(w.size());
+          repack_x4(w.data(), packed.data(), n_rows, wr, size_t(type_info(c.type).block_bytes));
+          std::vector<float> y4(size_t(ldy * n_tok), -1.0f);
+          x4(packed.data(), wr, a.data(), ar, c.k, n_rows, n_tok, y4.data(), ldy);
+          check("x4", y4);
+        }
       }
     }
   }
@@ -83,6 +95,10 @@ TEST(Gemm, ExistsWhereTheCpuHasAvx2) {
     EXPECT_NE(gemm_fn(t, Numerics::exact), nullptr) << type_name(t);
   }
   EXPECT_EQ(gemm_fn(GGMLType::Q4_0, Numerics::exact, GemmIsa::none), nullptr);
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q8_0}) {
+    EXPECT_NE(gemm_x4_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
+    EXPECT_EQ(gemm_x4_fn(t, Numerics::exact), nullptr) << type_name(t);
+  }
 }
 
 }  // namespace

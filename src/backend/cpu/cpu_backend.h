@@ -1,6 +1,7 @@
 #pragma once
 // The CPU implementation of Backend: activations in host memory, loops split over a thread pool.
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -38,10 +39,14 @@ class CpuBackend final : public Backend {
   void attention_llamacpp(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
                           float* out);
 
+  // The x4-layout copy of a weight (quant/gemm.h), made on first use.
+  const uint8_t* repacked(const TensorRef& w);
+
   void rms_norm_row(const float* x, const float* w, float w_offset, int64_t n, float eps, float* y) const;
 
   ThreadPool pool_;
   Numerics numerics_;
+  std::unordered_map<const uint8_t*, std::vector<uint8_t>> repacked_;  // by the weight's data pointer
   std::vector<uint8_t> act_scratch_;             // activations converted to a weight's vec_dot type
   std::vector<std::vector<float>> thread_scratch_;  // per-thread buffers for attention and RoPE
 };

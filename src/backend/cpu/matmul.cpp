@@ -2,13 +2,15 @@
 // type's vec_dot format (as llama.cpp does). Rows are split across threads; each thread runs the
 // tiled kernels of quant/gemm.h over its rows, or, for types without them, one vec_dot per
 // (weight row, token) pair, walking tokens in tiles so converted activations stay in cache.
-// Both give the same bits.
+// Both give the same bits. Q4_0/Q5_0/Q8_0 weights in llama.cpp numerics are repacked on first
+// use into the x4 layout of quant/gemm.h (4 rows interleaved block by block), once per backend.
 #include <algorithm>
 
 #include "backend/cpu/cpu_backend.h"
 #include "quant/gemm.h"
 #include "quant/vec_dot.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace squeeze {
 
@@ -31,6 +33,15 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
   }
 
   if (k % type_info(w.type).block_elems != 0) throw Error("matmul: row length is not a multiple of the block size");
+  if (const GemmFn gemm = gemm_x4_fn(w.type, numerics_)) {
+    const uint8_t* packed = repacked(w);
+    // Threads take whole groups of 4 rows (the last one may be shorter).
+    pool_.parallel_for((n_out + 3) / 4, [&](int64_t g0, int64_t g1, int) {
+      const int64_t o0 = 4 * g0, o1 = std::min(n_out, 4 * g1);
+      gemm(packed + size_t(o0) * w_row, w_row, act, a_row, k, o1 - o0, n_tokens, y + o0, n_out);
+    }, 4);
+    return;
+  }
   if (const GemmFn gemm = gemm_fn(w.type, numerics_)) {
     pool_.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
       gemm(w.data + size_t(o0) * w_row, w_row, act, a_row, k, o1 - o0, n_tokens, y + o0, n_out);
@@ -51,6 +62,24 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
       }
     }
   }, kRowTile);
+}
+
+const uint8_t* CpuBackend::repacked(const TensorRef& w) {
+  auto it = repacked_.find(w.data);
+  if (it != repacked_.end()) return it->second.data();
+  const int64_t k = w.ne[0], n_out = w.ne[1];
+  const size_t w_row = row_bytes(w.type, k);
+  std::vector<uint8_t> packed(w_row * size_t(n_out));
+  pool_.parallel_for((n_out + 3) / 4, [&](int64_t g0, int64_t g1, int) {
+    const int64_t o0 = 4 * g0, o1 = std::min(n_out, 4 * g1);
+    repack_x4(w.data + size_t(o0) * w_row, packed.data() + size_t(o0) * w_row, o1 - o0, w_row,
+              size_t(type_info(w.type).block_bytes));
+  });
+  // The original pages are not read by the matmuls any more: give them back, so the repacked
+  // copy does not double the resident size (an embedding table shared with the output keeps
+  // working: its rows fault back in when looked up).
+  MappedFile::release_pages(w.data, w_row * size_t(n_out));
+  return repacked_.emplace(w.data, std::move(packed)).first->second.data();
 }
 
 }  // namespace squeeze
