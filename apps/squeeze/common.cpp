@@ -7,6 +7,9 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#ifdef SQUEEZE_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace squeeze::cli {
 
@@ -16,10 +19,10 @@ void add_model_flags(Args& a, bool model_required) {
                          : "model: a .gguf file or a Hugging Face folder (default: Gemma 3 270M Q4_K_M)");
   a.value("-t", "--threads", "N", "CPU threads", std::to_string(std::max(1u, std::thread::hardware_concurrency())));
   a.value("", "--kv-type", "TYPE", "KV cache element type: f16 or f32", "f16");
-  a.value("", "--device", "DEV", "device to run on: cpu", "cpu");
+  a.value("", "--device", "DEV", "device to run on: cuda (GPU 0) or cpu", default_device());
   a.value("", "--numerics", "MODE",
-          "arithmetic to reproduce: llamacpp (llama.cpp's x86 AVX2 CPU kernels, op for op) or exact "
-          "(reference arithmetic, for comparisons with transformers)",
+          "CPU arithmetic to reproduce: llamacpp (llama.cpp's x86 AVX2 CPU kernels, op for op) or exact "
+          "(reference arithmetic, for comparisons with transformers); --device cpu only",
           "llamacpp");
 }
 
@@ -30,10 +33,29 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFile& f) {
   return Tokenizer::from_hf_dir(f.path());
 }
 
+std::string default_device() {
+#ifdef SQUEEZE_HAVE_CUDA
+  if (cuda_available()) return "cuda";
+#endif
+  return "cpu";
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads, Numerics numerics) {
+  if (device == "cpu") return std::make_unique<CpuBackend>(threads, numerics);
+  if (device == "cuda") {
+#ifdef SQUEEZE_HAVE_CUDA
+    return make_cuda_backend(0);  // throws Error saying why when there is no GPU
+#else
+    throw Error("--device cuda: this build of squeeze has no CUDA backend (nvcc was not found when it was built)");
+#endif
+  }
+  throw Error(fmt("--device must be cuda or cpu, not '%s'", device.c_str()));
+}
+
 LoadedModel load_model(const Args& a, bool need_tokenizer) {
   LoadedModel lm;
-  if (a.str("--device") != "cpu")
-    throw Error(fmt("device '%s' is not available in this build (available: cpu)", a.str("--device").c_str()));
+  const std::string device = a.str("--device");
+  if (device != "cpu" && device != "cuda") throw Error(fmt("--device must be cuda or cpu, not '%s'", device.c_str()));
   const std::string kv = a.str("--kv-type");
   if (kv == "f16") lm.kv_type = GGMLType::F16;
   else if (kv == "f32") lm.kv_type = GGMLType::F32;
@@ -51,11 +73,16 @@ LoadedModel load_model(const Args& a, bool need_tokenizer) {
   lm.model = Model::load(path);
   lm.tokenizer = load_tokenizer(lm.model->file());
   if (need_tokenizer && !lm.tokenizer) throw Error(fmt("%s: no tokenizer (tokenizer.json) found", path.c_str()));
-  lm.backend = std::make_unique<CpuBackend>(int(threads), numerics);
+  lm.backend = make_backend(device, int(threads), numerics);
+  lm.device = device;
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const HParams& hp = lm.model->hparams();
-  SQZ_LOG("squeeze: loaded %s (%s, %d layers, %d embd, vocab %d) in %.0f ms, %lld threads\n", path.c_str(),
-          arch_name(hp.arch), hp.n_layer, hp.n_embd, hp.n_vocab, ms, threads);
+  if (device == "cpu")
+    SQZ_LOG("squeeze: loaded %s (%s, %d layers, %d embd, vocab %d) in %.0f ms, %lld threads\n", path.c_str(),
+            arch_name(hp.arch), hp.n_layer, hp.n_embd, hp.n_vocab, ms, threads);
+  else
+    SQZ_LOG("squeeze: loaded %s (%s, %d layers, %d embd, vocab %d) in %.0f ms, device %s\n", path.c_str(),
+            arch_name(hp.arch), hp.n_layer, hp.n_embd, hp.n_vocab, ms, device.c_str());
   return lm;
 }
 

@@ -21,9 +21,17 @@ SamplingParams sampling_from(const Args& a);
 struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;  // nullptr for a Hugging Face folder without tokenizer.json
-  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Backend> backend;  // CPU or CUDA (--device)
+  std::string device;                // "cpu" or "cuda"
   GGMLType kv_type = GGMLType::F16;
 };
+
+// "cuda" when this build has the CUDA backend and a GPU is present, else "cpu".
+std::string default_device();
+
+// The backend for --device: "cpu" (threads, numerics) or "cuda" (GPU 0; numerics does not apply).
+// Throws Error when the device is unknown, or cuda is asked for without a CUDA build or a GPU.
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads, Numerics numerics);
 
 // Loads the model named by -m (or the default model), its tokenizer and the backend.
 LoadedModel load_model(const Args& a, bool need_tokenizer);

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The GPU checks of squeeze, in one call on the device machine (see issue 5):
+#   1. unpacks the Debian -dev packages the device image lacks (.deps/*.deb, made on a Debian
+#      machine with `apt-get download`, see below) into /tmp/deps;
+#   2. builds squeeze and tests/gpu/gpu_vs_cpu (Release, CUDA for sm_90a, no unit tests);
+#   3. kernel checks: every weight type's matmul and get_rows against a double-precision reference
+#      (outputs poisoned with NaN first), plain and under compute-sanitizer memcheck;
+#   4. GPU vs CPU (Numerics::exact) logits on the tiny test models in F32 (threshold 1e-3) and cast
+#      to BF16 / F16 (1e-2), KV cache F32 and F16; the default Gemma 3 270M Q4_K_M when present;
+#      compute-sanitizer memcheck and racecheck on one tiny model; a CLI smoke test;
+#   5. prints a summary table last. Full logs go to $OUT (the device tool's folder) or /tmp/squeeze-gpu.
+#
+# Usage (repo root, on the GPU machine): bash bench/gpu/run.sh
+# Making .deps here (Debian bookworm, once):
+#   mkdir -p .deps && cd .deps && apt-get download nlohmann-json3-dev libpcre2-dev libpcre2-8-0 \
+#     libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 libssl3 zlib1g libbrotli-dev libssl-dev zlib1g-dev \
+#     pkgconf pkgconf-bin libpkgconf3
+# Environment: BUILD (build dir, default build-gpu), CUDA_ARCH (default 90a), SKIP_SANITIZER=1.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+LOG=${OUT:-/tmp/squeeze-gpu}
+mkdir -p "$LOG"
+BUILD=${BUILD:-build-gpu}
+ARCH=${CUDA_ARCH:-90a}
+SUMMARY=$LOG/summary.txt
+: >"$SUMMARY"
+T0=$(date +%s)
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1 | sed 's/^/gpu: /' | tee -a "$SUMMARY"
+
+# ---- 1. dependencies ---------------------------------------------------------------------------
+DEPS=/tmp/deps
+LIBDIRS=$DEPS/usr/lib/x86_64-linux-gnu:$DEPS/lib/x86_64-linux-gnu
+CMAKE_EXTRA=()
+if ls .deps/*.deb >/dev/null 2>&1; then
+  mkdir -p $DEPS
+  for f in .deps/*.deb; do dpkg -x "$f" $DEPS; done
+  # The .pc files name /usr; cpp-httplib's private requirements (openssl, zlib, brotli .pc files)
+  # are only for static linking and may be missing here.
+  for pc in $DEPS/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc $DEPS/usr/share/pkgconfig/*.pc; do
+    [ -f "$pc" ] && sed -i -e "s|^prefix=/usr\$|prefix=$DEPS/usr|" -e '/^Requires.private/d' "$pc"
+  done
+  export PKG_CONFIG_PATH=$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig:${PKG_CONFIG_PATH:-}
+  export CMAKE_PREFIX_PATH=$DEPS/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  # httplib.h includes the openssl, zlib and brotli headers (and openssl its per-arch ones).
+  export CPATH=$DEPS/usr/include:$DEPS/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
+  if ! command -v pkg-config >/dev/null; then
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/usr/bin/pkgconf "$@"\n' "$LIBDIRS" "$DEPS" >$DEPS/pkg-config
+    chmod +x $DEPS/pkg-config
+    CMAKE_EXTRA+=("-DPKG_CONFIG_EXECUTABLE=$DEPS/pkg-config")
+  fi
+  # libcpp-httplib.so needs libssl/zlib/brotli: found at link time through rpath-link, at run time
+  # through the rpath (system libraries first where present).
+  CMAKE_EXTRA+=("-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$DEPS/usr/lib/x86_64-linux-gnu:$DEPS/lib/x86_64-linux-gnu -Wl,-rpath,$DEPS/usr/lib/x86_64-linux-gnu:$DEPS/lib/x86_64-linux-gnu")
+fi
+
+# ---- 2. build ----------------------------------------------------------------------------------
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+if ! cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DSQUEEZE_TESTS=OFF \
+     -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_EXTRA[@]}" >"$LOG/configure.log" 2>&1; then
+  tail -30 "$LOG/configure.log"; note "configure FAILED"; exit 1
+fi
+if ! cmake --build "$BUILD" -j "$(nproc)" --target squeeze gpu_vs_cpu >"$LOG/build.log" 2>&1; then
+  grep -E "error|Error" "$LOG/build.log" | head -40; note "build FAILED"; exit 1
+fi
+note "build: ok ($(( $(date +%s) - T0 )) s)"
+BIN=$BUILD/bin
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}${LD_LIBRARY_PATH:+:}$LIBDIRS  # squeeze's own processes only below
+
+STATUS=0
+run_check() {  # run_check LOGNAME command...: appends its RESULT lines to the summary
+  local name=$1; shift
+  local t=$(date +%s)
+  "$@" >"$LOG/$name.log" 2>&1
+  local rc=$?
+  grep '^RESULT' "$LOG/$name.log" | sed "s/\$/  [$(( $(date +%s) - t )) s]/" >>"$SUMMARY"
+  if [ $rc -ne 0 ]; then STATUS=1; echo "FAILED ($rc): $name: $*" | tee -a "$SUMMARY"; tail -5 "$LOG/$name.log"; fi
+}
+
+# ---- 3. kernels --------------------------------------------------------------------------------
+run_check kernels $BIN/gpu_vs_cpu kernels --threshold 1e-4
+run_check speed $BIN/gpu_vs_cpu speed
+
+# ---- 4. models ---------------------------------------------------------------------------------
+HALF=/tmp/squeeze-half-models
+env -u LD_LIBRARY_PATH python3 bench/gpu/make_half_models.py $HALF >"$LOG/make_half.log" 2>&1 || note "make_half_models FAILED (see make_half.log)"
+for d in tests/fixtures/tiny/*/; do
+  m=$(basename "$d")
+  run_check "model-$m-f32" $BIN/gpu_vs_cpu model "$d" --threshold 1e-3 --kv f32
+  run_check "model-$m-f32-kvf16" $BIN/gpu_vs_cpu model "$d" --threshold 1e-3 --kv f16
+  [ -d $HALF/$m-bf16 ] && run_check "model-$m-bf16" $BIN/gpu_vs_cpu model $HALF/$m-bf16 --threshold 1e-2 --kv f32
+  [ -d $HALF/$m-f16 ] && run_check "model-$m-f16" $BIN/gpu_vs_cpu model $HALF/$m-f16 --threshold 1e-2 --kv f16
+done
+# TinyLlama-1.1B-shaped random-weight GGUFs (bench/gpu/make_model.py; needs the gguf package,
+# carried as a wheel in .whl/): 4-layer copies for GPU vs CPU in every type, full 22-layer ones
+# for timings (squeeze bench: pp512 and tg128, and the weight bandwidth of tg128).
+if [ -d .whl ] && ls .whl/gguf-*.whl >/dev/null 2>&1; then
+  env -u LD_LIBRARY_PATH python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/gguf-*.whl >"$LOG/pip.log" 2>&1
+fi
+if env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 -c "import gguf" 2>/dev/null; then
+  TL=/tmp/squeeze-tl
+  mkdir -p $TL
+  for ty in f16 bf16 q8_0 q4_0 q4_k q6_k; do
+    env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 bench/gpu/make_model.py $TL/tl4-$ty.gguf $ty --layers 4 >>"$LOG/make_model.log" 2>&1
+    # Quantized weights: the CPU backend quantizes the activations to 8 bits (Q8_0/Q8_K) before
+    # the product, the GPU keeps them in f32; the kernel checks above show each GPU product within
+    # 1e-6 of the exact one while the CPU's is 1e-2..7e-2 off, so these thresholds bound the
+    # CPU's rounding, not the GPU's.
+    thr=1.5e-1; case $ty in f16|bf16) thr=1e-2;; esac
+    run_check "tl4-$ty" $BIN/gpu_vs_cpu model $TL/tl4-$ty.gguf --threshold $thr --kv f16 --tokens 96 --prefill 64 --threads "$(nproc)"
+  done
+  # The CLI on the GPU: greedy text of 32 tokens, cuda vs cpu (exact), for information (random
+  # weights give near-ties, so a difference late in the text is not by itself a fault).
+  for dev in cuda cpu; do
+    $BIN/squeeze run -m $TL/tl4-f16.gguf --device $dev --numerics exact --kv-type f32 -n 32 --temp 0 "Hello world" \
+      >"$LOG/run-tl4-f16-$dev.txt" 2>"$LOG/run-tl4-f16-$dev.err"
+  done
+  cmp -s "$LOG/run-tl4-f16-cuda.txt" "$LOG/run-tl4-f16-cpu.txt" && note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda == cpu(exact)" \
+    || note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda differs from cpu(exact) (see run-tl4-f16-*.txt)"
+  # Decode over 640+ cached keys: the split-KV (FlashDecoding) attention path.
+  run_check "tl4-f16-long" $BIN/gpu_vs_cpu model $TL/tl4-f16.gguf --threshold 1e-2 --kv f16 --tokens 704 --prefill 640 --threads "$(nproc)"
+  for ty in ${BENCH_TYPES:-f16 q8_0 q4_0 q4_k}; do
+    env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 bench/gpu/make_model.py $TL/tl-$ty.gguf $ty >>"$LOG/make_model.log" 2>&1 || continue
+    $BIN/squeeze bench -m $TL/tl-$ty.gguf --device cuda -p 512 -n 128 -r 3 >"$LOG/bench-tl-$ty.txt" 2>&1
+    bytes=$(stat -c %s $TL/tl-$ty.gguf)
+    grep -E "pp512|tg128" "$LOG/bench-tl-$ty.txt" | awk -v b=$bytes -v ty=$ty -F'|' '{ split($7, a, " "); ts=a[1];
+      printf "RESULT bench tinyllama-shape %s %s: %.1f tokens/s", ty, $6, ts;
+      if ($6 ~ /tg/) printf " (%.0f GB/s of weights)", ts * b / 1e9; printf "\n" }' >>"$SUMMARY"
+    rm -f $TL/tl-$ty.gguf
+  done
+else
+  note "skipped: TinyLlama-shaped models (no gguf package: carry .whl)"
+fi
+
+# Long sequences on the tiny models (decode steps over 520+ keys use the split-KV attention).
+run_check "model-llama_gqa-long" $BIN/gpu_vs_cpu model tests/fixtures/tiny/llama_gqa --threshold 1e-3 --kv f32 --tokens 600 --prefill 520
+run_check "model-gemma3-long-kvf16" $BIN/gpu_vs_cpu model tests/fixtures/tiny/gemma3 --threshold 1e-3 --kv f16 --tokens 600 --prefill 520
+
+GEMMA=models/gemma-3-270m-q4_k_m.gguf
+if [ -f $GEMMA ]; then
+  # Quantized weights: the CPU quantizes activations to 8 bits (Q8_K), the GPU keeps them in f32,
+  # so the two differ by the CPU's activation rounding (a few 1e-2).
+  run_check gemma-270m $BIN/gpu_vs_cpu model $GEMMA --threshold 1e-1 --kv f16 --tokens 160 --prefill 128 --threads "$(nproc)"
+  $BIN/squeeze run -m $GEMMA --device cuda -n 32 --temp 0 "The capital of France is" >"$LOG/gemma-run-cuda.txt" 2>"$LOG/gemma-run-cuda.err"
+  $BIN/squeeze run -m $GEMMA --device cpu --numerics exact -n 32 --temp 0 "The capital of France is" >"$LOG/gemma-run-cpu.txt" 2>/dev/null
+  cmp -s "$LOG/gemma-run-cuda.txt" "$LOG/gemma-run-cpu.txt" && note "RESULT gemma greedy 32 tokens: cuda == cpu(exact)" \
+    || note "RESULT gemma greedy 32 tokens: cuda differs from cpu(exact) (see gemma-run-*.txt)"
+  $BIN/squeeze bench -m $GEMMA --device cuda -p 512 -n 128 -r 3 >"$LOG/gemma-bench.txt" 2>&1 && \
+    grep -E "pp512|tg128" "$LOG/gemma-bench.txt" | sed 's/^/RESULT bench gemma cuda: /' >>"$SUMMARY"
+else
+  note "skipped: $GEMMA not present (253 MB: too large to carry to the device machine)"
+fi
+
+# CLI: the default device and its errors.
+$BIN/squeeze logits -m tests/fixtures/tiny/llama_gqa --tokens "1 2 3 4 5" -o /tmp/sq-logits.bin >"$LOG/cli.log" 2>&1 \
+  && grep -q "device cuda" "$LOG/cli.log" && note "RESULT cli: squeeze logits defaults to --device cuda: ok" \
+  || { note "RESULT cli: squeeze logits on cuda FAIL (see cli.log)"; STATUS=1; }
+
+# ---- sanitizers --------------------------------------------------------------------------------
+if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
+  run_check memcheck-kernels compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu kernels --threshold 1e-4
+  run_check memcheck-gemma3 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu model tests/fixtures/tiny/gemma3 --tokens 300 --prefill 260 --kv f16
+  run_check racecheck-llama_gqa compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_vs_cpu model tests/fixtures/tiny/llama_gqa --tokens 300 --prefill 260
+  for f in memcheck-kernels memcheck-gemma3 racecheck-llama_gqa; do
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$LOG/$f.log" | tail -1 | sed "s/^/RESULT $f: /" >>"$SUMMARY"
+  done
+fi
+
+echo
+echo "==== summary ($(( $(date +%s) - T0 )) s; logs in $LOG) ===="
+cat "$SUMMARY"
+[ $STATUS -eq 0 ] && echo "ALL OK" || echo "SOME CHECKS FAILED"
+exit $STATUS

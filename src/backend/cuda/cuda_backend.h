@@ -1,0 +1,22 @@
+#pragma once
+// The CUDA implementation of Backend (plain C++ header: no CUDA includes, so the app and the tests
+// can use it from .cpp files). Activations and the KV cache live in GPU memory (cuda_memory());
+// weights, norm weights and the batch description stay in host memory and are copied by the
+// backend: weights once on first use, the batch arrays once per begin_batch().
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace squeeze {
+
+// True when the CUDA runtime finds a driver and at least one GPU.
+bool cuda_available();
+
+// The CUDA backend on GPU device_index. Throws Error with the reason when there is no driver, no
+// GPU or no such device.
+std::unique_ptr<Backend> make_cuda_backend(int device_index = 0);
+
+// The GPU's memory as a DeviceMemory (cudaMalloc / cudaMemcpy; a process-lifetime object).
+DeviceMemory& cuda_memory();
+
+}  // namespace squeeze

@@ -1,0 +1,41 @@
+#pragma once
+// What the CUDA files share: error checks that turn CUDA failures into squeeze::Error, and the
+// small device helpers (f16/bf16 to float, warp sums).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "util/error.h"
+
+namespace squeeze::cuda {
+
+// Throws Error naming the call and CUDA's message.
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(fmt("CUDA error in %s: %s", what, cudaGetErrorString(e)));
+}
+// After a kernel launch: a bad configuration is reported here, a fault at the next sync.
+inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+#define SQZ_CUDA(call) ::squeeze::cuda::check((call), #call)
+
+inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
+
+__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ uint16_t f2h(float f) { return __half_as_ushort(__float2half_rn(f)); }
+__device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+}  // namespace squeeze::cuda

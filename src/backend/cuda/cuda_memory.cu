@@ -1,0 +1,53 @@
+// The GPU's memory as a DeviceMemory: plain cudaMalloc (never managed memory) and cudaMemcpy.
+// The copies are synchronous calls on the legacy default stream, which waits for the work queued
+// on the backend's (blocking) stream, so a copy always sees the results of earlier kernels.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_common.cuh"
+
+namespace squeeze {
+
+namespace {
+
+class CudaMemory final : public DeviceMemory {
+ public:
+  bool is_host() const override { return false; }
+
+  void* alloc(size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear it: an allocation failure must not poison later calls
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      throw Error(fmt("out of GPU memory allocating %.1f MiB (%.1f MiB free of %.1f MiB): %s",
+                      double(bytes) / (1 << 20), double(free_b) / (1 << 20), double(total_b) / (1 << 20),
+                      cudaGetErrorString(e)));
+    }
+    return p;
+  }
+  void free(void* p) override {
+    if (p) cudaFree(p);  // no throw: called from destructors
+  }
+  void zero(void* p, size_t bytes) override { SQZ_CUDA(cudaMemset(p, 0, bytes)); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override {
+    SQZ_CUDA(cudaDeviceSynchronize());  // reports a fault of any earlier kernel here, by name of the sync
+    SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+  }
+  void from_host(void* dst, const void* src, size_t bytes) override {
+    SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  }
+};
+
+}  // namespace
+
+DeviceMemory& cuda_memory() {
+  static CudaMemory m;
+  return m;
+}
+
+}  // namespace squeeze

@@ -1,0 +1,242 @@
+// Elementwise, normalization, RoPE, embedding and KV-write kernels of the CUDA backend. Each
+// kernel is small and does one thing; the arithmetic follows the CPU backend's exact numerics
+// (backend/cpu/cpu_backend.cpp): RMSNorm sums squares in double, RoPE frequencies are computed as
+// Hugging Face does (base^(-2i/d) in float, cos/sin in double), GELU is the tanh form in float.
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace squeeze::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// ---- embedding rows ------------------------------------------------------------------------
+
+template <GGMLType T>
+__global__ void get_rows_kernel(const uint8_t* table, size_t row_bytes, int64_t dim, const int32_t* ids, int64_t n,
+                                float* out) {
+  const int64_t groups = dim / 8;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * groups) return;
+  const int64_t r = i / groups, g = i % groups;
+  float v[8];
+  group8<T>(table + size_t(ids[r]) * row_bytes, g, v);
+  float* o = out + r * dim + 8 * g;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) o[j] = v[j];
+}
+
+__global__ void gather_rows_kernel(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * width) return;
+  const int64_t r = i / width, c = i % width;
+  dst[i] = src[int64_t(rows[r]) * width + c];
+}
+
+// ---- RMSNorm ---------------------------------------------------------------------------------
+
+// The sum of v over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ double block_sum(double v) {
+  __shared__ double part[32];
+  v = warp_sum(v);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < int(blockDim.x >> 5) ? part[lane] : 0.0;
+    v = warp_sum(v);
+    if (lane == 0) part[0] = v;
+  }
+  __syncthreads();
+  const double total = part[0];
+  __syncthreads();  // part may be reused by the caller's next call
+  return total;
+}
+
+// One block per row. With delta: x += delta first. y may alias x or delta: every element is read
+// by the thread that later writes it, after the block-wide sum.
+__global__ void rms_norm_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
+                                float* y) {
+  float* xr = x + int64_t(blockIdx.x) * n;
+  float* yr = y + int64_t(blockIdx.x) * n;
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = xr[i];
+    if (delta) {
+      v += delta[int64_t(blockIdx.x) * n + i];
+      xr[i] = v;
+    }
+    ss += double(v) * double(v);
+  }
+  ss = block_sum(ss);
+  const float s = 1.0f / sqrtf(float(ss / double(n)) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = (xr[i] * s) * (w[i] + w_offset);
+}
+
+// ---- pointwise -------------------------------------------------------------------------------
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += y[i];
+}
+
+__global__ void add_bias_kernel(float* x, const float* bias, int64_t rows, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < rows * n) x[i] += bias[i % n];
+}
+
+__global__ void scale_kernel(float* x, float c, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= c;
+}
+
+__global__ void softcap_kernel(float* x, float c, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = c * tanhf(x[i] / c);
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+__device__ __forceinline__ float gelu_tanh(float g) {
+  constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+template <bool kSilu>
+__global__ void glu_kernel(const float* gate, const float* up, float* out, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = (kSilu ? silu(gate[i]) : gelu_tanh(gate[i])) * up[i];
+}
+
+// ---- RoPE ------------------------------------------------------------------------------------
+
+// One thread per (token, head, pair). Pairs (i, i + d/2) for NEOX, (2i, 2i + 1) otherwise.
+__global__ void rope_kernel(float* x, int64_t n_heads, const int32_t* pos, int64_t n_tokens, int32_t d, float base,
+                            float freq_scale, const float* freq_factors, bool neox) {
+  const int32_t half = d / 2;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= n_tokens * n_heads * half) return;
+  const int32_t i = int32_t(idx % half);
+  const int64_t th = idx / half, t = th / n_heads;
+  float inv = 1.0f / powf(base, float(2 * i) / float(d));
+  inv *= freq_scale;
+  if (freq_factors) inv /= freq_factors[i];
+  const float theta = float(pos[t]) * inv;
+  const float c = float(cos(double(theta))), s = float(sin(double(theta)));
+  float* v = x + th * d;
+  const int32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+  const float x0 = v[a], x1 = v[b];
+  v[a] = x0 * c - x1 * s;
+  v[b] = x0 * s + x1 * c;
+}
+
+// ---- KV cache write --------------------------------------------------------------------------
+
+// One thread per (token, kv head, element).
+__global__ void kv_write_kernel(DeviceKV kv, const float* k, const float* v, DevicePlacement tp) {
+  const int64_t row = int64_t(kv.n_kv_heads) * kv.head_dim;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= tp.n_tokens * row) return;
+  const int64_t t = idx / row;
+  const int32_t h = int32_t((idx % row) / kv.head_dim), i = int32_t(idx % kv.head_dim);
+  const int32_t p = tp.pos[t];
+  const int32_t block = tp.ids[tp.offs[t] + p / kv.block_size], slot = p % kv.block_size;
+  const size_t e = ((size_t(block) * kv.n_kv_heads + h) * kv.block_size + slot) * kv.head_dim + i;
+  if (kv.f16) {
+    reinterpret_cast<uint16_t*>(kv.k)[e] = f2h(k[idx]);
+    reinterpret_cast<uint16_t*>(kv.v)[e] = f2h(v[idx]);
+  } else {
+    reinterpret_cast<float*>(kv.k)[e] = k[idx];
+    reinterpret_cast<float*>(kv.v)[e] = v[idx];
+  }
+}
+
+}  // namespace
+
+bool type_supported(GGMLType t) {
+  switch (t) {
+#define SQZ_CASE(T) case GGMLType::T:
+    SQZ_CUDA_TYPES(SQZ_CASE)
+#undef SQZ_CASE
+    return true;
+    default: return false;
+  }
+}
+
+void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim, const int32_t* ids, int64_t n,
+              float* out, cudaStream_t s) {
+  if (n <= 0) return;
+  if (dim % 8 != 0) throw Error(fmt("CUDA get_rows: row length %lld is not a multiple of 8", (long long)dim));
+  const unsigned grid = blocks_for(n * (dim / 8), kThreads);
+  switch (type) {
+#define SQZ_CASE(T) \
+  case GGMLType::T: get_rows_kernel<GGMLType::T><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
+    SQZ_CUDA_TYPES(SQZ_CASE)
+#undef SQZ_CASE
+    default: throw Error(fmt("CUDA get_rows: no kernel for tensor type %s", type_name(type)));
+  }
+  check_launch("get_rows");
+}
+
+void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst, cudaStream_t s) {
+  if (n <= 0) return;
+  gather_rows_kernel<<<blocks_for(n * width, kThreads), kThreads, 0, s>>>(src, width, rows, n, dst);
+  check_launch("gather_rows");
+}
+
+void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
+              float* y, cudaStream_t s) {
+  if (rows <= 0) return;
+  const int threads = n >= 1024 ? 256 : n >= 256 ? 128 : 32;
+  rms_norm_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y);
+  check_launch("rms_norm");
+}
+
+void add(float* x, const float* y, int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, y, n);
+  check_launch("add");
+}
+
+void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t s) {
+  if (rows * n <= 0) return;
+  add_bias_kernel<<<blocks_for(rows * n, kThreads), kThreads, 0, s>>>(x, bias, rows, n);
+  check_launch("add_bias");
+}
+
+void scale(float* x, float c, int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  scale_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, c, n);
+  check_launch("scale");
+}
+
+void softcap(float* x, float c, int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  softcap_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, c, n);
+  check_launch("softcap");
+}
+
+void glu(const float* gate, const float* up, float* out, int64_t n, bool silu, cudaStream_t s) {
+  if (n <= 0) return;
+  if (silu) glu_kernel<true><<<blocks_for(n, kThreads), kThreads, 0, s>>>(gate, up, out, n);
+  else glu_kernel<false><<<blocks_for(n, kThreads), kThreads, 0, s>>>(gate, up, out, n);
+  check_launch("glu");
+}
+
+void rope(float* x, int64_t n_heads, const int32_t* pos, int64_t n_tokens, int32_t head_dim, float base,
+          float freq_scale, const float* freq_factors, bool neox, cudaStream_t s) {
+  const int64_t n = n_tokens * n_heads * (head_dim / 2);
+  if (n <= 0) return;
+  rope_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, n_heads, pos, n_tokens, head_dim, base, freq_scale,
+                                                            freq_factors, neox);
+  check_launch("rope");
+}
+
+void kv_write(const DeviceKV& kv, const float* k, const float* v, const DevicePlacement& tp, cudaStream_t s) {
+  const int64_t n = tp.n_tokens * kv.n_kv_heads * kv.head_dim;
+  if (n <= 0) return;
+  kv_write_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(kv, k, v, tp);
+  check_launch("kv_write");
+}
+
+}  // namespace squeeze::cuda

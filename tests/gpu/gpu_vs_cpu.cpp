@@ -1,0 +1,307 @@
+// GPU checks, run on a machine with a GPU (bench/gpu/run.sh); not part of ctest.
+//
+//   gpu_vs_cpu kernels [--threshold X]
+//       every weight type's matmul (n_tokens 1, 3, 5, 17, 64) and get_rows on random data: the CUDA
+//       backend against a double-precision product of the dequantized weights (and the CPU
+//       backend's matmul, Numerics::exact, for information); outputs poisoned with NaN first, so
+//       an element left unwritten fails.
+//   gpu_vs_cpu model PATH [--threshold X] [--kv f32|f16] [--tokens N] [--prefill P] [--threads T]
+//       the same N tokens through SequenceRunner on CpuBackend(T, exact) and on the CUDA backend,
+//       once as one prefill and once as a P-token prefill followed by one-token decode steps;
+//       per position the relative error ||gpu - cpu|| / ||cpu|| of the logits and argmax agreement.
+//   gpu_vs_cpu speed
+//       timings of the matmul kernels (decode GB/s, prefill TFLOP/s) per weight type.
+// Exit status 1 when an error is above the threshold (or a value is not finite), 2 on bad usage.
+// The last line of each check is "RESULT ..." for the summary table of bench/gpu/run.sh.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "engine/sequence_runner.h"
+#include "model/model.h"
+#include "quant/dequantize.h"
+#include "random_quant.h"
+#include "util/error.h"
+
+using namespace squeeze;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// ||a - b|| / ||b|| over n floats (infinity when a holds a non-finite value).
+double rel_err(const float* a, const double* b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i])) return std::numeric_limits<double>::infinity();
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+double rel_err(const float* a, const float* b, int64_t n) {
+  std::vector<double> bd(b, b + n);
+  return rel_err(a, bd.data(), n);
+}
+
+// A float array in GPU memory, filled from the host or with NaN.
+struct GpuArray {
+  DeviceMemory& mem = cuda_memory();
+  float* p = nullptr;
+  size_t n = 0;
+  explicit GpuArray(size_t count) : p(static_cast<float*>(mem.alloc(count * sizeof(float)))), n(count) {}
+  ~GpuArray() { mem.free(p); }
+  void upload(const std::vector<float>& v) { mem.from_host(p, v.data(), n * sizeof(float)); }
+  void poison() { upload(std::vector<float>(n, kNaN)); }
+  std::vector<float> download() {
+    std::vector<float> v(n);
+    mem.to_host(v.data(), p, n * sizeof(float));
+    return v;
+  }
+};
+
+int check_kernels(double threshold) {
+  const GGMLType types[] = {GGMLType::F32,  GGMLType::F16,  GGMLType::BF16, GGMLType::Q4_0, GGMLType::Q4_1,
+                            GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0, GGMLType::Q2_K, GGMLType::Q3_K,
+                            GGMLType::Q4_K, GGMLType::Q5_K, GGMLType::Q6_K};
+  struct Shape { int64_t k, n_out; };
+  const Shape shapes[] = {{512, 200}, {256, 67}};
+  const int64_t token_counts[] = {1, 3, 5, 17, 64};
+  CpuBackend cpu(4, Numerics::exact);
+  std::mt19937 rng(1234);
+  int failures = 0;
+  for (GGMLType type : types) {
+    double worst = 0, worst_cpu = 0, worst_rows = 0;
+    for (const Shape& sh : shapes) {
+      // A fresh backend per weight: its upload cache is keyed by host pointer.
+      auto gpu = make_cuda_backend(0);
+      std::vector<uint8_t> w = test::random_weights(type, sh.k * sh.n_out, rng);
+      TensorRef tr;
+      tr.name = "w";
+      tr.type = type;
+      tr.n_dims = 2;
+      tr.ne = {sh.k, sh.n_out, 1, 1};
+      tr.data = w.data();
+      tr.nbytes = w.size();
+      std::vector<float> wf(size_t(sh.k * sh.n_out));
+      dequantize_row(type, w.data(), wf.data(), sh.k * sh.n_out);
+
+      for (int64_t n : token_counts) {
+        std::vector<float> x(size_t(n * sh.k));
+        for (int64_t t = 0; t < n; ++t) {
+          std::vector<float> row = test::random_activations(sh.k, rng);
+          std::copy(row.begin(), row.end(), x.begin() + t * sh.k);
+        }
+        std::vector<double> ref(size_t(n * sh.n_out));
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t o = 0; o < sh.n_out; ++o) {
+            double s = 0;
+            for (int64_t i = 0; i < sh.k; ++i) s += double(wf[size_t(o * sh.k + i)]) * double(x[size_t(t * sh.k + i)]);
+            ref[size_t(t * sh.n_out + o)] = s;
+          }
+        std::vector<float> ycpu(size_t(n * sh.n_out), kNaN);
+        cpu.matmul(tr, x.data(), n, ycpu.data());
+
+        GpuArray dx(x.size()), dy(ycpu.size());
+        dx.upload(x);
+        dy.poison();
+        gpu->begin_batch();
+        gpu->matmul(tr, dx.p, n, dy.p);
+        const std::vector<float> y = dy.download();
+        for (int64_t t = 0; t < n; ++t) {
+          const double e = rel_err(y.data() + t * sh.n_out, ref.data() + t * sh.n_out, sh.n_out);
+          const double ec = rel_err(ycpu.data() + t * sh.n_out, ref.data() + t * sh.n_out, sh.n_out);
+          worst = std::max(worst, e);
+          worst_cpu = std::max(worst_cpu, ec);
+          if (!(e <= threshold))
+            std::printf("  FAIL matmul %s k=%lld n_out=%lld n_tokens=%lld token %lld: rel err %.3g\n", type_name(type),
+                        (long long)sh.k, (long long)sh.n_out, (long long)n, (long long)t, e);
+        }
+      }
+
+      // get_rows: three rows (first, last, one between) against the dequantized table.
+      const std::vector<int32_t> ids = {0, int32_t(sh.n_out - 1), int32_t(sh.n_out / 3)};
+      GpuArray rows(ids.size() * size_t(sh.k));
+      rows.poison();
+      gpu->begin_batch();
+      gpu->get_rows(tr, ids.data(), int64_t(ids.size()), rows.p);
+      const std::vector<float> r = rows.download();
+      for (size_t i = 0; i < ids.size(); ++i)
+        worst_rows = std::max(worst_rows, rel_err(r.data() + i * sh.k, wf.data() + size_t(ids[i]) * sh.k, sh.k));
+    }
+    const bool ok = worst <= threshold && worst_rows <= threshold;
+    failures += !ok;
+    std::printf("RESULT kernel matmul %-5s gpu_vs_ref=%.2e cpu_exact_vs_ref=%.2e get_rows=%.2e %s\n", type_name(type),
+                worst, worst_cpu, worst_rows, ok ? "ok" : "FAIL");
+  }
+  return failures ? 1 : 0;
+}
+
+// Kernel timings (not checks): the decode matrix-vector product (1 token) as weight GB/s and the
+// prefill GEMM (512 tokens) as TFLOP/s, on a 14336 x 4096 weight of each type (Llama-3-8B's FFN
+// shape). Four copies of the weight are used in turn so that L2 (50 MB) does not hold them.
+int speed() {
+  const GGMLType types[] = {GGMLType::F32, GGMLType::F16, GGMLType::BF16, GGMLType::Q8_0,
+                            GGMLType::Q4_0, GGMLType::Q4_K, GGMLType::Q6_K};
+  const int64_t k = 4096, n_out = 14336;
+  constexpr int kCopies = 4;
+  std::mt19937 rng(7);
+  for (GGMLType type : types) {
+    auto gpu = make_cuda_backend(0);
+    std::vector<std::vector<uint8_t>> w(kCopies, test::random_weights(type, k * n_out, rng));
+    std::vector<TensorRef> tr(kCopies);
+    for (int c = 0; c < kCopies; ++c) {
+      tr[size_t(c)].name = "w";
+      tr[size_t(c)].type = type;
+      tr[size_t(c)].n_dims = 2;
+      tr[size_t(c)].ne = {k, n_out, 1, 1};
+      tr[size_t(c)].data = w[size_t(c)].data();
+      tr[size_t(c)].nbytes = w[size_t(c)].size();
+    }
+    GpuArray x(size_t(512 * k)), y(size_t(512 * n_out));
+    x.upload(std::vector<float>(x.n, 0.01f));
+    float probe;
+    auto time_it = [&](int64_t n, int reps) {
+      for (int c = 0; c < kCopies; ++c) gpu->matmul(tr[size_t(c)], x.p, n, y.p);  // warm-up and uploads
+      cuda_memory().to_host(&probe, y.p, sizeof(float));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; ++r) gpu->matmul(tr[size_t(r % kCopies)], x.p, n, y.p);
+      cuda_memory().to_host(&probe, y.p, sizeof(float));
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+    };
+    const double t1 = time_it(1, 200), t512 = time_it(512, 8);
+    std::printf("RESULT speed %-5s 14336x4096: matvec (1 token) %7.1f us = %6.0f GB/s of weights; gemm (512 tokens) %7.1f us = %5.1f TFLOP/s\n",
+                type_name(type), t1 * 1e6, double(w[0].size()) / t1 / 1e9, t512 * 1e6, 2.0 * k * n_out * 512 / t512 / 1e12);
+  }
+  return 0;
+}
+
+struct Stats {
+  double max_rel = 0;
+  int argmax_agree = 0;
+};
+
+Stats compare(const std::vector<float>& gpu, const std::vector<float>& cpu, int64_t n_vocab) {
+  Stats s;
+  const int64_t rows = int64_t(cpu.size()) / n_vocab;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = gpu.data() + r * n_vocab;
+    const float* c = cpu.data() + r * n_vocab;
+    s.max_rel = std::max(s.max_rel, rel_err(g, c, n_vocab));
+    int64_t ag = 0, ac = 0;
+    for (int64_t i = 1; i < n_vocab; ++i) {
+      if (g[i] > g[ag]) ag = i;
+      if (c[i] > c[ac]) ac = i;
+    }
+    s.argmax_agree += ag == ac;
+  }
+  return s;
+}
+
+int check_model(const std::string& path, double threshold, GGMLType kv_type, int64_t n_tokens, int64_t prefill,
+                int threads) {
+  auto model = Model::load(path);
+  const int64_t n_vocab = model->hparams().n_vocab;
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(n_vocab - 1));
+  std::vector<int32_t> tokens(static_cast<size_t>(n_tokens));
+  for (auto& t : tokens) t = tok(rng);
+  prefill = std::clamp<int64_t>(prefill, 1, n_tokens);
+
+  std::vector<float> cpu_logits;
+  {
+    CpuBackend cpu(threads, Numerics::exact);
+    SequenceRunner r(*model, cpu, int32_t(n_tokens), kv_type);
+    r.eval(tokens, 0, cpu_logits);
+  }
+  auto gpu = make_cuda_backend(0);
+  // One batch of every token (the GEMM path and prefill attention).
+  std::vector<float> one(cpu_logits.size(), kNaN);
+  {
+    SequenceRunner r(*model, *gpu, int32_t(n_tokens), kv_type);
+    r.eval(tokens, 0, one);
+  }
+  // A prefill chunk, then one token per step (the matrix-vector path and decode attention).
+  std::vector<float> steps(cpu_logits.size(), kNaN);
+  {
+    SequenceRunner r(*model, *gpu, int32_t(n_tokens), kv_type);
+    std::vector<float> l;
+    r.eval(std::span<const int32_t>(tokens.data(), size_t(prefill)), 0, l);
+    std::copy(l.begin(), l.end(), steps.begin());
+    for (int64_t i = prefill; i < n_tokens; ++i) {
+      r.eval(std::span<const int32_t>(tokens.data() + i, 1), 0, l);
+      std::copy(l.begin(), l.end(), steps.begin() + i * n_vocab);
+    }
+  }
+  const Stats a = compare(one, cpu_logits, n_vocab), b = compare(steps, cpu_logits, n_vocab);
+  const bool ok = a.max_rel <= threshold && b.max_rel <= threshold;
+  std::string name = path;
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  name = name.substr(name.find_last_of('/') + 1);
+  std::printf("RESULT model %s kv=%s tokens=%lld prefill_max_rel=%.2e argmax=%d/%lld decode_max_rel=%.2e argmax=%d/%lld "
+              "threshold=%g %s\n",
+              name.c_str(), kv_type == GGMLType::F16 ? "f16" : "f32", (long long)n_tokens, a.max_rel, a.argmax_agree,
+              (long long)n_tokens, b.max_rel, b.argmax_agree, (long long)n_tokens, threshold, ok ? "ok" : "FAIL");
+  return ok ? 0 : 1;
+}
+
+[[noreturn]] void usage() {
+  std::fprintf(stderr,
+               "usage: gpu_vs_cpu kernels [--threshold X]\n"
+               "       gpu_vs_cpu speed\n"
+               "       gpu_vs_cpu model PATH [--threshold X] [--kv f32|f16] [--tokens N] [--prefill P] [--threads T]\n");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage();
+  const std::string mode = argv[1];
+  std::string path;
+  double threshold = -1;
+  GGMLType kv = GGMLType::F32;
+  int64_t n_tokens = 80, prefill = 48;
+  int threads = 8;
+  int i = 2;
+  if (mode == "model") {
+    if (argc < 3) usage();
+    path = argv[2];
+    i = 3;
+  } else if (mode != "kernels" && mode != "speed") {
+    usage();
+  }
+  for (; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) usage();
+    const std::string v = argv[++i];
+    if (a == "--threshold") threshold = std::atof(v.c_str());
+    else if (a == "--kv") kv = v == "f16" ? GGMLType::F16 : GGMLType::F32;
+    else if (a == "--tokens") n_tokens = std::atoll(v.c_str());
+    else if (a == "--prefill") prefill = std::atoll(v.c_str());
+    else if (a == "--threads") threads = std::atoi(v.c_str());
+    else usage();
+  }
+  try {
+    if (!cuda_available()) throw Error("no CUDA GPU");
+    if (mode == "kernels") return check_kernels(threshold > 0 ? threshold : 1e-4);
+    if (mode == "speed") return speed();
+    if (n_tokens < 1) usage();
+    return check_model(path, threshold > 0 ? threshold : 1e-3, kv, n_tokens, prefill, threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpu_vs_cpu: %s\n", e.what());
+    std::printf("RESULT %s %s error: %s FAIL\n", mode.c_str(), path.c_str(), e.what());
+    return 1;
+  }
+}
