@@ -1,7 +1,6 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <unordered_map>
 #include <span>
 
 #include "kv/copy_on_write.h"
@@ -11,17 +10,20 @@ namespace squeeze {
 
 Engine::Engine(Model& model, Backend& backend, const Tokenizer* tokenizer, const EngineConfig& cfg)
     : model_(model), backend_(backend), tokenizer_(tokenizer), cfg_(cfg),
-      kv_(model.kv_geometry(cfg.n_blocks, cfg.kv_type, cfg.block_size)),
+      kv_(model.kv_geometry(cfg.n_blocks, cfg.kv_type, cfg.block_size), backend.memory()),
       cache_(kv_.pool(), cfg.block_size),
       scheduler_(cache_, kv_, cfg.max_step_tokens, cfg.max_seqs) {}
 
-int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos) {
-  return add_samples(std::move(prompt), sp, max_new_tokens, 1, ignore_eos).front();
+int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos,
+                    int32_t n_logprobs) {
+  return add_samples(std::move(prompt), sp, max_new_tokens, 1, ignore_eos, n_logprobs).front();
 }
 
 std::vector<int64_t> Engine::add_samples(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens,
-                                         int32_t n, bool ignore_eos) {
+                                         int32_t n, bool ignore_eos, int32_t n_logprobs) {
   if (n < 1) throw Error("the number of samples must be at least 1");
+  if (n_logprobs < -1 || n_logprobs > kMaxTopLogprobs)
+    throw Error(fmt("the number of top logprobs must be between 0 and %d", kMaxTopLogprobs));
   const int64_t n_vocab = model_.hparams().n_vocab;
   if (prompt.empty()) throw Error("empty prompt");
   for (int32_t t : prompt)
@@ -42,6 +44,7 @@ std::vector<int64_t> Engine::add_samples(std::vector<int32_t> prompt, const Samp
     const int64_t id = next_id_++;
     auto seq = std::make_unique<Sequence>(id, i == 0 ? std::move(prompt) : parent->tokens, spi, max_new_tokens);
     seq->ignore_eos = ignore_eos;
+    seq->n_logprobs = n_logprobs;
     Sequence* raw = seq.get();
     seqs_.emplace(id, std::move(seq));
     ids.push_back(id);
@@ -68,7 +71,17 @@ void Engine::finish(Sequence& s, FinishReason why) {
 }
 
 void Engine::sample_next(Sequence& s, std::span<float> logits) {
-  const int32_t tok = s.sampler.sample(logits, s.tokens);
+  int32_t tok;
+  if (s.n_logprobs >= 0) {
+    // Logprobs are of the raw logits (engine/logprobs.h), and the sampler's processors edit the
+    // row in place: it draws from a copy. Only sequences that asked pay for the copy and the
+    // pass over the vocabulary.
+    sample_scratch_.assign(logits.begin(), logits.end());
+    tok = s.sampler.sample(sample_scratch_, s.tokens);
+    s.logprobs.push_back(compute_logprobs(logits, tok, s.n_logprobs));
+  } else {
+    tok = s.sampler.sample(logits, s.tokens);
+  }
   s.tokens.push_back(tok);
   if (!s.ignore_eos && tokenizer_ && tokenizer_->is_eog(tok)) finish(s, FinishReason::stop);
   else if (s.n_generated() >= s.max_new_tokens) finish(s, FinishReason::length);
@@ -156,19 +169,24 @@ bool Engine::step() {
 
 Engine::KvUsage Engine::kv_usage() const {
   const int32_t bs = cfg_.block_size;
-  std::unordered_map<int32_t, int32_t> filled;  // block -> most slots any holder has written
+  // Per block, the most slots any holder has written; -1 until a holder is seen. The scratch
+  // array is kept between calls (this runs every step for /metrics).
+  fill_scratch_.assign(size_t(cfg_.n_blocks), -1);
+  KvUsage u;
   for (const auto& [id, s] : seqs_) {
     if (s->state != SeqState::running) continue;
     for (size_t b = 0; b < s->table.blocks.size(); ++b) {
       const int32_t f = std::clamp(s->n_cached - int32_t(b) * bs, 0, bs);
-      int32_t& slot = filled[s->table.blocks[b]];
-      slot = std::max(slot, f);
+      int32_t& slot = fill_scratch_[size_t(s->table.blocks[b])];
+      if (slot < 0) {
+        u.slots_allocated += bs;
+        slot = 0;
+      }
+      if (f > slot) {
+        u.slots_filled += f - slot;
+        slot = f;
+      }
     }
-  }
-  KvUsage u;
-  for (const auto& [block, f] : filled) {
-    u.slots_allocated += bs;
-    u.slots_filled += f;
   }
   return u;
 }

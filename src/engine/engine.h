@@ -35,12 +35,15 @@ class Engine {
 
   // Queues a sequence; returns its id. Throws Error when the prompt is empty, has ids outside
   // the vocabulary, or prompt + max_new_tokens exceeds the context or the whole KV pool.
-  int64_t add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos = false);
+  // n_logprobs >= 0 records each generated token's log-probability and that many alternatives
+  // (Sequence::logprobs; 0..kMaxTopLogprobs); -1, the default, costs nothing.
+  int64_t add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos = false,
+              int32_t n_logprobs = -1);
   // n parallel samples of one prompt (ids in sample order). The prompt is computed once: the
   // other samples fork from the first when its prompt is done and share its KV blocks, copying a
   // block only when they write into it. Sample i draws with seed sp.seed + i when a seed is set.
   std::vector<int64_t> add_samples(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens,
-                                   int32_t n, bool ignore_eos = false);
+                                   int32_t n, bool ignore_eos = false, int32_t n_logprobs = -1);
   // Cancels a sequence: its blocks are freed at once.
   void cancel(int64_t id);
   // One scheduling step and forward pass. Returns false when there was nothing to do.
@@ -76,9 +79,11 @@ class Engine {
   PrefixCache cache_;
   Scheduler scheduler_;
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs_;
+  mutable std::vector<int32_t> fill_scratch_;  // kv_usage(): per block, slots written
   int64_t next_id_ = 1;
   Batch batch_;
   std::vector<float> logits_, row_copy_;
+  std::vector<float> sample_scratch_;  // the sampler's copy of a row whose raw logprobs are kept
 };
 
 }  // namespace squeeze

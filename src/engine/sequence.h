@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/logprobs.h"
 #include "engine/sampler.h"
 #include "kv/block_table.h"
 #include "kv/prefix_cache.h"
@@ -28,6 +29,11 @@ struct Sequence {
   int32_t max_new_tokens;
   Sampler sampler;
   bool ignore_eos = false;
+  // Log-probabilities (engine/logprobs.h): -1 records none; k >= 0 records, for every generated
+  // token, its log-probability and the k most likely alternatives (logprobs[i] belongs to
+  // generated token i).
+  int32_t n_logprobs = -1;
+  std::vector<StepLogprobs> logprobs;
 
   SeqState state = SeqState::waiting;
   FinishReason finish = FinishReason::none;

@@ -70,6 +70,7 @@ void GenerationService::finish(Active& a, const std::string& reason) {
   e.text = a.held;  // nothing held can become a stop string any more
   a.held.clear();
   e.done = true;
+  release_logprobs(a, e, true);
   e.finish_reason = reason;
   e.prompt_tokens = s.n_prompt;
   e.completion_tokens = s.n_generated();
@@ -87,6 +88,27 @@ void GenerationService::finish(Active& a, const std::string& reason) {
   a.stream->push(std::move(e));
 }
 
+void GenerationService::hold_logprobs(Active& a, const StepLogprobs& lp, const std::string& piece) {
+  TokenLogprobs t;
+  t.token = tok_.token_to_piece(lp.sampled.token, true);
+  t.logprob = lp.sampled.logprob;
+  // The character its first byte belongs to: a token that starts inside a UTF-8 character (byte
+  // fallback) points at that character.
+  const bool continues = !piece.empty() && (uint8_t(piece[0]) & 0xC0) == 0x80 && a.text_chars > 0;
+  t.text_offset = a.text_chars - (continues ? 1 : 0);
+  t.top.reserve(lp.top.size());
+  for (const TokenLogprob& alt : lp.top) t.top.emplace_back(tok_.token_to_piece(alt.token, true), alt.logprob);
+  for (char c : piece) a.text_chars += (uint8_t(c) & 0xC0) != 0x80;  // UTF-8 lead bytes: characters
+  a.held_logprobs.emplace_back(a.text_bytes + piece.size(), std::move(t));
+}
+
+void GenerationService::release_logprobs(Active& a, GenerationEvent& e, bool everything) {
+  while (!a.held_logprobs.empty() && (everything || a.held_logprobs.front().first <= a.sent_bytes)) {
+    e.logprobs.push_back(std::move(a.held_logprobs.front().second));
+    a.held_logprobs.pop_front();
+  }
+}
+
 bool GenerationService::emit(Active& a) {
   const Sequence& s = engine_.sequence(a.seq_id);
   std::string text;
@@ -97,8 +119,12 @@ bool GenerationService::emit(Active& a) {
   }
   for (; a.n_emitted_tokens < s.n_generated(); ++a.n_emitted_tokens) {
     const int32_t tok = s.tokens[size_t(s.n_prompt + a.n_emitted_tokens)];
-    if (s.state == SeqState::finished && s.finish == FinishReason::stop && tok_.is_eog(tok)) continue;  // EOS: no text
-    text += a.decoder.push(tok_.token_to_piece(tok, false));
+    const bool eos = s.state == SeqState::finished && s.finish == FinishReason::stop && tok_.is_eog(tok);
+    const std::string piece = eos ? std::string() : tok_.token_to_piece(tok, false);  // EOS: no text
+    if (a.req.logprobs >= 0 && size_t(a.n_emitted_tokens) < s.logprobs.size())
+      hold_logprobs(a, s.logprobs[size_t(a.n_emitted_tokens)], piece);
+    a.text_bytes += piece.size();
+    text += a.decoder.push(piece);
   }
   const bool engine_done = s.state == SeqState::finished;
   if (engine_done) text += a.decoder.flush();
@@ -126,12 +152,14 @@ bool GenerationService::emit(Active& a) {
         keep = n;
         break;
       }
-  if (a.held.size() > keep) {
+  if (a.held.size() > keep || !a.held_logprobs.empty()) {
     GenerationEvent e;
     e.index = a.index;
     e.text = a.held.substr(0, a.held.size() - keep);
     a.held.erase(0, a.held.size() - keep);
-    a.stream->push(std::move(e));
+    a.sent_bytes += e.text.size();
+    release_logprobs(a, e, false);
+    if (!e.text.empty() || !e.logprobs.empty()) a.stream->push(std::move(e));
   }
   return false;
 }
@@ -148,7 +176,8 @@ void GenerationService::loop() {
     for (Active& a : fresh) {
       std::vector<int64_t> ids;
       try {
-        ids = engine_.add_samples(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens, a.req.n, a.req.ignore_eos);
+        ids = engine_.add_samples(std::move(a.req.prompt), a.req.sampling, a.req.max_tokens, a.req.n, a.req.ignore_eos,
+                                  a.req.logprobs);
       } catch (const std::exception& e) {
         GenerationEvent ev;
         ev.done = true;

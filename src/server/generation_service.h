@@ -21,6 +21,15 @@
 
 namespace squeeze {
 
+// One generated token's log-probability and its most likely alternatives, as the API shows them
+// (the numbers are engine/logprobs.h's: log-softmax of the raw logits).
+struct TokenLogprobs {
+  std::string token;        // its bytes, special tokens as their text (may be part of a UTF-8 character)
+  float logprob = 0.0f;
+  int64_t text_offset = 0;  // the character of the completion text where its first byte is
+  std::vector<std::pair<std::string, float>> top;  // the alternatives asked for, most likely first
+};
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   SamplingParams sampling;
@@ -28,6 +37,7 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int32_t n = 1;  // parallel samples (choices); the prompt's KV is shared between them
   bool ignore_eos = false;  // keep generating through end-of-generation tokens (benchmarks)
+  int32_t logprobs = -1;    // -1: none; k in 0..20: every token's logprob and its top k alternatives
 };
 
 struct GenerationEvent {
@@ -37,6 +47,12 @@ struct GenerationEvent {
   std::string finish_reason;  // on the final event: "stop", "length", "cancelled" or "error"
   std::string error;          // with finish_reason "error"
   int32_t prompt_tokens = 0, completion_tokens = 0;  // on the final event
+  // With GenerationRequest::logprobs: the entries of the tokens whose text is in this event, in
+  // order; an entry waits with its token's text (held back for a stop string or an unfinished
+  // UTF-8 character). Every generated token gets one, the end-of-generation token and the tokens
+  // after a stop string's cut included (on the final event), so a choice's entries number its
+  // completion_tokens.
+  std::vector<TokenLogprobs> logprobs;
 };
 
 // One request's event queue, shared by the client thread (reader) and the engine thread.
@@ -86,12 +102,21 @@ class GenerationService {
     int32_t n_emitted_tokens = 0;  // generated tokens already decoded
     StreamDecoder decoder;
     std::string held;  // decoded text not sent yet (could be the start of a stop string)
+    // Logprobs waiting for their token's text to go out: (end of the token's bytes in the
+    // completion text, entry); text_bytes and sent_bytes count the text decoded and sent so far.
+    std::deque<std::pair<size_t, TokenLogprobs>> held_logprobs;
+    size_t text_bytes = 0, sent_bytes = 0;
+    int64_t text_chars = 0;
     std::chrono::steady_clock::time_point submitted, first_token;
   };
   void loop();
   // Decodes a request's new tokens, applies stop strings; returns true when it is finished.
   bool emit(Active& a);
   void finish(Active& a, const std::string& reason);
+  // Queues the logprobs of the token whose text piece (special tokens as "") is piece.
+  void hold_logprobs(Active& a, const StepLogprobs& lp, const std::string& piece);
+  // Moves the held logprobs whose text has been sent (all of them: everything) into e.
+  static void release_logprobs(Active& a, GenerationEvent& e, bool everything);
 
   Engine& engine_;
   const Tokenizer& tok_;

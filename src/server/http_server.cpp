@@ -11,7 +11,7 @@
 
 namespace squeeze {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // responses keep their keys in insertion order
 
 namespace {
 
@@ -137,16 +137,25 @@ void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res
   const std::string echo = cr.echo ? cr.prompt_text : "";
   const int32_t n = cr.gen.n;
   const bool include_usage = cr.include_usage;
+  const bool logprobs = cr.gen.logprobs >= 0;
+  // A choice's (or chunk's) logprobs object, null when none were asked for or none are due.
+  auto logprobs_json = [chat, logprobs](const std::vector<TokenLogprobs>& entries, bool whole_choice) -> json {
+    if (!logprobs || (entries.empty() && !whole_choice)) return nullptr;
+    return chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries);
+  };
   std::shared_ptr<Stream> stream = service_.submit(std::move(cr.gen));
 
   if (!cr.stream) {
     std::vector<std::string> texts(static_cast<size_t>(n), echo);
     std::vector<std::string> reasons(static_cast<size_t>(n));
+    std::vector<std::vector<TokenLogprobs>> lps(static_cast<size_t>(n));
     GenerationEvent usage;
     for (int32_t done = 0; done < n;) {
       GenerationEvent e = stream->next();
       if (e.finish_reason == "error") return send_error(res, 400, e.error);
       texts[size_t(e.index)] += e.text;
+      auto& lp = lps[size_t(e.index)];
+      lp.insert(lp.end(), std::make_move_iterator(e.logprobs.begin()), std::make_move_iterator(e.logprobs.end()));
       if (e.done) {
         reasons[size_t(e.index)] = e.finish_reason;
         usage.prompt_tokens = e.prompt_tokens;
@@ -156,10 +165,12 @@ void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res
     }
     json choices = json::array();
     for (int32_t i = 0; i < n; ++i) {
-      json c = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", reasons[size_t(i)]}};
+      json c = {{"index", i}};
       if (chat) c["message"] = {{"role", "assistant"}, {"content", texts[size_t(i)]}};
       else c["text"] = texts[size_t(i)];
-      choices.push_back(c);
+      c["logprobs"] = logprobs_json(lps[size_t(i)], true);
+      c["finish_reason"] = reasons[size_t(i)];
+      choices.push_back(std::move(c));
     }
     const json j = {{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
                     {"model", model}, {"choices", choices}, {"usage", usage_json(usage)}};
@@ -170,7 +181,7 @@ void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [stream, id, created, model, echo, include_usage, n, chat, started = false, done = 0,
+      [stream, id, created, model, echo, include_usage, n, chat, logprobs_json, started = false, done = 0,
        usage = GenerationEvent()](size_t, httplib::DataSink& sink) mutable {
         auto send = [&](const json& j) {
           const std::string line = "data: " + dump_json(j) + "\n\n";
@@ -180,10 +191,13 @@ void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res
           return json{{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
                       {"model", model}, {"choices", json::array({std::move(choice)})}};
         };
-        auto piece = [&](int32_t index, const std::string& text, const json& finish) {
-          json c = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}};
+        auto piece = [&](int32_t index, const std::string& text, const json& finish,
+                         const std::vector<TokenLogprobs>& lps = {}) {
+          json c = {{"index", index}};
           if (chat) c["delta"] = text.empty() ? json::object() : json{{"content", text}};
           else c["text"] = text;
+          c["logprobs"] = logprobs_json(lps, false);  // the entries of this chunk's tokens
+          c["finish_reason"] = finish;
           return chunk(std::move(c));
         };
         if (!started) {  // chat streams open every choice with the assistant role; echo goes first
@@ -197,10 +211,11 @@ void HttpServer::respond(CompletionRequest cr, bool chat, httplib::Response& res
         }
         const GenerationEvent e = stream->next();
         if (e.finish_reason == "error") {
-          send(error_json(e.error, "invalid_request_error", ""));
+          send(json(error_json(e.error, "invalid_request_error", "")));
         } else {
-          if (!e.text.empty() || e.done) {
-            if (!send(piece(e.index, e.text, e.done ? json(e.finish_reason) : json(nullptr)))) return stream->cancel(), false;
+          if (!e.text.empty() || e.done || !e.logprobs.empty()) {
+            if (!send(piece(e.index, e.text, e.done ? json(e.finish_reason) : json(nullptr), e.logprobs)))
+              return stream->cancel(), false;
           }
           if (e.done) {
             usage.prompt_tokens = e.prompt_tokens;

@@ -1,10 +1,14 @@
 #include "server/openai_api.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "engine/logprobs.h"
 
 namespace squeeze {
 
 using nlohmann::json;
+using nlohmann::ordered_json;
 
 namespace {
 
@@ -43,6 +47,86 @@ void check_model(const json& j, const std::string& model_name) {
 }  // namespace
 
 std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_json(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace); }
+
+std::string utf8_replace_invalid(const std::string& bytes) {
+  static const char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+  const auto* u = reinterpret_cast<const uint8_t*>(bytes.data());
+  const size_t n = bytes.size();
+  std::string out;
+  out.reserve(n);
+  for (size_t i = 0; i < n;) {
+    const uint8_t b0 = u[i];
+    size_t need = 0;
+    uint8_t lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (b0 < 0x80) {
+      need = 1;
+    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+      need = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      need = 3;
+      if (b0 == 0xE0) lo = 0xA0;  // no overlong forms
+      if (b0 == 0xED) hi = 0x9F;  // no surrogates
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      need = 4;
+      if (b0 == 0xF0) lo = 0x90;
+      if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+    }
+    // The longest prefix of a well-formed sequence starting here (at least the lead byte).
+    size_t len = 1;
+    while (len < need && i + len < n && u[i + len] >= (len == 1 ? lo : 0x80) && u[i + len] <= (len == 1 ? hi : 0xBF)) ++len;
+    if (need > 0 && len == need) out.append(bytes, i, len);
+    else out += kReplacement;  // one U+FFFD per maximal ill-formed subpart
+    i += len;
+  }
+  return out;
+}
+
+namespace {
+
+// -inf (a token the model rules out) as OpenAI and vLLM show it: -9999.0; JSON has no infinity.
+double logprob_value(float v) { return std::isinf(v) && v < 0 ? -9999.0 : double(v); }
+
+ordered_json byte_list(const std::string& s) {
+  ordered_json a = ordered_json::array();
+  for (char c : s) a.push_back(int(uint8_t(c)));
+  return a;
+}
+
+}  // namespace
+
+ordered_json completion_logprobs_json(const std::vector<TokenLogprobs>& entries) {
+  ordered_json tokens = ordered_json::array(), token_logprobs = ordered_json::array(), top = ordered_json::array(),
+               offsets = ordered_json::array();
+  for (const TokenLogprobs& e : entries) {
+    const std::string text = utf8_replace_invalid(e.token);
+    tokens.push_back(text);
+    token_logprobs.push_back(logprob_value(e.logprob));
+    ordered_json alts = ordered_json::object();
+    // Tokens whose texts coincide (after U+FFFD replacement) keep the first, most likely, one.
+    for (const auto& [tok, lp] : e.top) {
+      const std::string key = utf8_replace_invalid(tok);
+      if (!alts.contains(key)) alts[key] = logprob_value(lp);
+    }
+    if (!alts.contains(text)) alts[text] = logprob_value(e.logprob);  // "up to logprobs+1 elements"
+    top.push_back(std::move(alts));
+    offsets.push_back(e.text_offset);
+  }
+  return ordered_json{{"tokens", std::move(tokens)}, {"token_logprobs", std::move(token_logprobs)},
+                      {"top_logprobs", std::move(top)}, {"text_offset", std::move(offsets)}};
+}
+
+ordered_json chat_logprobs_json(const std::vector<TokenLogprobs>& entries) {
+  ordered_json content = ordered_json::array();
+  for (const TokenLogprobs& e : entries) {
+    ordered_json alts = ordered_json::array();
+    for (const auto& [tok, lp] : e.top)
+      alts.push_back(ordered_json{{"token", utf8_replace_invalid(tok)}, {"logprob", logprob_value(lp)}, {"bytes", byte_list(tok)}});
+    content.push_back(ordered_json{{"token", utf8_replace_invalid(e.token)}, {"logprob", logprob_value(e.logprob)},
+                                   {"bytes", byte_list(e.token)}, {"top_logprobs", std::move(alts)}});
+  }
+  return ordered_json{{"content", std::move(content)}};
+}
 
 json error_json(const std::string& message, const std::string& type, const std::string& param) {
   return json{{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)}, {"code", nullptr}}}};
@@ -85,7 +169,6 @@ static void parse_generation_params(const json& j, int32_t n_ctx, CompletionRequ
     }
   }
   r.gen.n = int32_t(integer(j, "n", 1, 1, 16));
-  if (j.contains("logprobs") && !j["logprobs"].is_null()) throw ApiError(400, "logprobs are not supported yet", "logprobs");
   if (integer(j, "best_of", 1, 1, 1) != 1) throw ApiError(400, "best_of is not supported", "best_of");
   r.gen.ignore_eos = boolean(j, "ignore_eos", false);  // an extension, as in llama.cpp and vLLM
   r.stream = boolean(j, "stream", false);
@@ -131,6 +214,11 @@ CompletionRequest parse_completion_request(const std::string& body, const Tokeni
     throw ApiError(400, "'prompt' must be a string or an array of token ids", "prompt");
   }
   parse_generation_params(j, n_ctx, r);
+  // logprobs: an integer 0..20, the alternatives to list per token (null or absent: none).
+  r.gen.logprobs = int32_t(integer(j, "logprobs", -1, 0, kMaxTopLogprobs));
+  // Echoed prompt tokens would need the prompt's logprobs, which are not computed.
+  if (r.echo && r.gen.logprobs >= 0)
+    throw ApiError(400, "'echo' together with 'logprobs' is not supported (no logprobs for prompt tokens)", "echo");
   return r;
 }
 
@@ -158,6 +246,11 @@ CompletionRequest parse_chat_request(const std::string& body, const ChatPrompt* 
   }
   parse_generation_params(j, n_ctx, r);
   if (r.echo) throw ApiError(400, "echo is not supported for chat completions", "echo");
+  // logprobs: a boolean; top_logprobs: 0..20 alternatives per token, only with logprobs true.
+  const bool logprobs = boolean(j, "logprobs", false);
+  const int64_t top = integer(j, "top_logprobs", -1, 0, kMaxTopLogprobs);
+  if (top >= 0 && !logprobs) throw ApiError(400, "'top_logprobs' requires 'logprobs': true", "top_logprobs");
+  r.gen.logprobs = logprobs ? int32_t(std::max<int64_t>(top, 0)) : -1;
   return r;
 }
 

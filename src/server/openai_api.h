@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,8 +40,23 @@ CompletionRequest parse_chat_request(const std::string& body, const ChatPrompt* 
                                      int32_t n_ctx);
 
 // JSON text for a response; invalid UTF-8 (from a client's bytes or a model's half-character
-// output) becomes U+FFFD instead of an exception.
+// output) becomes U+FFFD instead of an exception. Responses are ordered_json: keys keep their
+// insertion order (a legacy top_logprobs object lists the most likely token first).
 std::string dump_json(const nlohmann::json& j);
+std::string dump_json(const nlohmann::ordered_json& j);
+
+// Logprobs of a choice, or of the tokens of one stream chunk (engine/logprobs.h: log-softmax of
+// the raw logits, before temperature and the other sampling settings).
+// /v1/completions: {"tokens", "token_logprobs", "top_logprobs", "text_offset"}; each top_logprobs
+// object holds the top alternatives and, as OpenAI documents ("up to logprobs+1 elements"), the
+// sampled token when it is not among them. text_offset: the index of the character (of the
+// choice's text) that holds the token's first byte.
+nlohmann::ordered_json completion_logprobs_json(const std::vector<TokenLogprobs>& entries);
+// /v1/chat/completions: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}.
+nlohmann::ordered_json chat_logprobs_json(const std::vector<TokenLogprobs>& entries);
+// A token's bytes as a string: a byte sequence that is not well-formed UTF-8 becomes U+FFFD per
+// maximal ill-formed subpart (what Python's bytes.decode(errors="replace") gives).
+std::string utf8_replace_invalid(const std::string& bytes);
 
 nlohmann::json error_json(const std::string& message, const std::string& type, const std::string& param);
 
