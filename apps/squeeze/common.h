@@ -26,8 +26,9 @@ struct LoadedModel {
   GGMLType kv_type = GGMLType::F16;
 };
 
-// "cuda" when this build has the CUDA backend and a GPU is present, else "cpu".
-std::string default_device();
+// --device auto: "cuda" when this build has the CUDA backend and a GPU is present, else "cpu";
+// other values are returned as they are.
+std::string resolve_device(const std::string& device);
 
 // The backend for --device: "cpu" (threads, numerics) or "cuda" (GPU 0; numerics does not apply).
 // Throws Error when the device is unknown, or cuda is asked for without a CUDA build or a GPU.

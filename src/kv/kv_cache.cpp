@@ -10,15 +10,13 @@ KVCache::KVCache(const KVGeometry& g, DeviceMemory& mem) : g_(g), pool_(g.n_bloc
   bytes_ = size_t(g.n_layers) * size_t(g.n_blocks) * size_t(g.n_kv_heads) * size_t(g.block_size) *
            size_t(g.head_dim) * elem_bytes();
   try {
-    k_ = static_cast<uint8_t*>(mem.alloc(bytes_));
-    v_ = static_cast<uint8_t*>(mem.alloc(bytes_));
+    // Zeroed so that a read of a slot nothing wrote is deterministic rather than garbage.
+    k_ = static_cast<uint8_t*>(mem.alloc_zeroed(bytes_));
+    v_ = static_cast<uint8_t*>(mem.alloc_zeroed(bytes_));
   } catch (const Error&) {
     if (k_) mem.free(k_);
     throw Error(fmt("cannot allocate %.1f MiB for the KV cache", 2.0 * double(bytes_) / (1 << 20)));
   }
-  // Zeroed so that a read of a slot nothing wrote is deterministic rather than garbage.
-  mem.zero(k_, bytes_);
-  mem.zero(v_, bytes_);
 }
 
 KVCache::~KVCache() {

@@ -25,7 +25,6 @@ namespace quant {
   void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   void gemm_q5_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
-  void gemm_q8_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   }
 SQZ_DECLARE_GEMM(gemm_avx2)
 SQZ_DECLARE_GEMM(gemm_avx512)
@@ -55,7 +54,6 @@ GemmFn pick_x4(GGMLType t) {
   switch (t) {
     case GGMLType::Q4_0: return Set::q4_0_x4;
     case GGMLType::Q5_0: return Set::q5_0_x4;
-    case GGMLType::Q8_0: return Set::q8_0_x4;
     default: return nullptr;
   }
 }
@@ -75,7 +73,6 @@ GemmFn pick_x4(GGMLType t) {
     static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
     static constexpr GemmFn q4_0_x4 = quant::ns::gemm_q4_0_x4; \
     static constexpr GemmFn q5_0_x4 = quant::ns::gemm_q5_0_x4; \
-    static constexpr GemmFn q8_0_x4 = quant::ns::gemm_q8_0_x4; \
   };
 SQZ_GEMM_SET(Avx2Set, gemm_avx2)
 SQZ_GEMM_SET(Avx512Set, gemm_avx512)

@@ -38,7 +38,8 @@ GemmFn gemm_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
 // group unchanged; same size as the plain layout, and a group starts where its first row did).
 // The kernels read one sequential stream that feeds 4 independent accumulation chains, which is
 // what decode needs (one chain per row waits on the FMA latency every block). Same bits as
-// gemm_fn. For Q4_0, Q5_0 and Q8_0 in Numerics::llamacpp; nullptr otherwise. w must start at
+// gemm_fn. For Q4_0 and Q5_0 in Numerics::llamacpp; nullptr otherwise (Q8_0 decode measured no
+// faster, and the copy of a tied embedding table cost resident memory). w must start at
 // a row that is a multiple of 4 of the repacked tensor; w_stride is unused.
 GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics);
 GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);

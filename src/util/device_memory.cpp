@@ -18,6 +18,11 @@ class HostMemory final : public DeviceMemory {
     if (!p) throw Error(fmt("out of host memory allocating %.1f MiB", double(bytes) / (1 << 20)));
     return p;
   }
+  void* alloc_zeroed(size_t bytes) override {
+    void* p = std::calloc(1, bytes == 0 ? 1 : bytes);
+    if (!p) throw Error(fmt("out of host memory allocating %.1f MiB", double(bytes) / (1 << 20)));
+    return p;
+  }
   void free(void* p) override { std::free(p); }
   void zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }

@@ -13,6 +13,13 @@ class DeviceMemory {
   virtual bool is_host() const = 0;
   // Throws Error (saying how much was asked for) when the memory is exhausted.
   virtual void* alloc(size_t bytes) = 0;
+  // alloc, zero-filled. Host memory takes fresh zero pages from the kernel, so a large pool that
+  // is mostly unused costs no resident memory.
+  virtual void* alloc_zeroed(size_t bytes) {
+    void* p = alloc(bytes);
+    zero(p, bytes);
+    return p;
+  }
   virtual void free(void* p) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;       // both in this memory

@@ -95,7 +95,8 @@ TEST(Gemm, ExistsWhereTheCpuHasAvx2) {
     EXPECT_NE(gemm_fn(t, Numerics::exact), nullptr) << type_name(t);
   }
   EXPECT_EQ(gemm_fn(GGMLType::Q4_0, Numerics::exact, GemmIsa::none), nullptr);
-  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q8_0}) {
+  EXPECT_EQ(gemm_x4_fn(GGMLType::Q8_0, Numerics::llamacpp), nullptr);
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0}) {
     EXPECT_NE(gemm_x4_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
     EXPECT_EQ(gemm_x4_fn(t, Numerics::exact), nullptr) << type_name(t);
   }

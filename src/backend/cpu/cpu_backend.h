@@ -1,6 +1,7 @@
 #pragma once
 // The CPU implementation of Backend: activations in host memory, loops split over a thread pool.
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -46,7 +47,7 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   Numerics numerics_;
-  std::unordered_map<const uint8_t*, std::vector<uint8_t>> repacked_;  // by the weight's data pointer
+  std::unordered_map<const uint8_t*, std::unique_ptr<uint8_t[]>> repacked_;  // by the weight's data pointer
   std::vector<uint8_t> act_scratch_;             // activations converted to a weight's vec_dot type
   std::vector<std::vector<float>> thread_scratch_;  // per-thread buffers for attention and RoPE
 };

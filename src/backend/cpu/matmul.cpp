@@ -2,7 +2,7 @@
 // type's vec_dot format (as llama.cpp does). Rows are split across threads; each thread runs the
 // tiled kernels of quant/gemm.h over its rows, or, for types without them, one vec_dot per
 // (weight row, token) pair, walking tokens in tiles so converted activations stay in cache.
-// Both give the same bits. Q4_0/Q5_0/Q8_0 weights in llama.cpp numerics are repacked on first
+// Both give the same bits. Q4_0/Q5_0 weights in llama.cpp numerics are repacked on first
 // use into the x4 layout of quant/gemm.h (4 rows interleaved block by block), once per backend.
 #include <algorithm>
 
@@ -66,20 +66,23 @@ void CpuBackend::matmul(const TensorRef& w, const float* x, int64_t n_tokens, fl
 
 const uint8_t* CpuBackend::repacked(const TensorRef& w) {
   auto it = repacked_.find(w.data);
-  if (it != repacked_.end()) return it->second.data();
+  if (it != repacked_.end()) return it->second.get();
   const int64_t k = w.ne[0], n_out = w.ne[1];
-  const size_t w_row = row_bytes(w.type, k);
-  std::vector<uint8_t> packed(w_row * size_t(n_out));
+  const size_t w_row = row_bytes(w.type, k), block_bytes = size_t(type_info(w.type).block_bytes);
+  // Not value-initialized: pages are touched only as they are written.
+  std::unique_ptr<uint8_t[]> packed(new uint8_t[w_row * size_t(n_out)]);
+  // The original pages are not read by the matmuls any more: each chunk's are given back as soon
+  // as it is copied, so the copy never doubles the resident size, not even at its peak (an
+  // embedding table shared with the output keeps working: looked-up rows fault back in).
+  constexpr int64_t kChunkGroups = 64;
   pool_.parallel_for((n_out + 3) / 4, [&](int64_t g0, int64_t g1, int) {
-    const int64_t o0 = 4 * g0, o1 = std::min(n_out, 4 * g1);
-    repack_x4(w.data + size_t(o0) * w_row, packed.data() + size_t(o0) * w_row, o1 - o0, w_row,
-              size_t(type_info(w.type).block_bytes));
+    for (int64_t c = g0; c < g1; c += kChunkGroups) {
+      const int64_t o0 = 4 * c, o1 = std::min(n_out, 4 * std::min(g1, c + kChunkGroups));
+      repack_x4(w.data + size_t(o0) * w_row, packed.get() + size_t(o0) * w_row, o1 - o0, w_row, block_bytes);
+      MappedFile::release_pages(w.data + size_t(o0) * w_row, size_t(o1 - o0) * w_row);
+    }
   });
-  // The original pages are not read by the matmuls any more: give them back, so the repacked
-  // copy does not double the resident size (an embedding table shared with the output keeps
-  // working: its rows fault back in when looked up).
-  MappedFile::release_pages(w.data, w_row * size_t(n_out));
-  return repacked_.emplace(w.data, std::move(packed)).first->second.data();
+  return repacked_.emplace(w.data, std::move(packed)).first->second.get();
 }
 
 }  // namespace squeeze
