@@ -122,13 +122,31 @@ if env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 -c "import gguf" 2>/dev/n
     || note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda differs from cpu(exact) (see run-tl4-f16-*.txt)"
   # Decode over 640+ cached keys: the split-KV (FlashDecoding) attention path.
   run_check "tl4-f16-long" $BIN/gpu_vs_cpu model $TL/tl4-f16.gguf --threshold 1e-2 --kv f16 --tokens 704 --prefill 640 --threads "$(nproc)"
-  for ty in ${BENCH_TYPES:-f16 q8_0 q4_0 q4_k}; do
+  # Timings: tg128 as weight GB/s (and its share of COPY_GBS, the H100's measured ~3000 GB/s
+  # device copy), pp512 as TFLOP/s (2 x parameters x tokens). "legacy" = the first version's
+  # configuration: no CUDA graphs, fp32 GEMM, original Q8_0/Q4_0 layout
+  # (SQUEEZE_CUDA_GRAPHS=0 SQUEEZE_CUDA_TENSOR_CORES=0 SQUEEZE_CUDA_REPACK=0).
+  COPY_GBS=${COPY_GBS:-3000}
+  bench_one() {  # bench_one TYPE LABEL [ENV...]
+    local ty=$1 label=$2; shift 2
+    env "$@" $BIN/squeeze bench -m $TL/tl-$ty.gguf --device cuda -p 512 -n 128 -r 3 >"$LOG/bench-tl-$ty-$label.txt" 2>&1
+    local bytes=$(stat -c %s $TL/tl-$ty.gguf)
+    grep -E "pp512|tg128" "$LOG/bench-tl-$ty-$label.txt" | awk -v b=$bytes -v ty=$ty -v lb=$label -v cb=$COPY_GBS -F'|' '{
+      split($7, a, " "); ts=a[1]; split($4, p, " ");
+      printf "RESULT bench tinyllama-shape %-5s %-6s %s: %8.1f tokens/s", ty, lb, $6, ts;
+      if ($6 ~ /tg/) printf " (%.0f GB/s of weights = %.0f%% of %d)", ts * b / 1e9, 100 * ts * b / 1e9 / cb, cb;
+      else { np = p[1] * (p[2] ~ /^B/ ? 1e9 : p[2] ~ /^M/ ? 1e6 : 1); printf " (%.1f TFLOP/s at %s params)", 2 * np * ts / 1e12, $4 }
+      printf "\n" }' >>"$SUMMARY"
+  }
+  for ty in ${BENCH_TYPES:-f16 bf16 q8_0 q4_0 q4_k}; do
     env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 bench/gpu/make_model.py $TL/tl-$ty.gguf $ty >>"$LOG/make_model.log" 2>&1 || continue
-    $BIN/squeeze bench -m $TL/tl-$ty.gguf --device cuda -p 512 -n 128 -r 3 >"$LOG/bench-tl-$ty.txt" 2>&1
-    bytes=$(stat -c %s $TL/tl-$ty.gguf)
-    grep -E "pp512|tg128" "$LOG/bench-tl-$ty.txt" | awk -v b=$bytes -v ty=$ty -F'|' '{ split($7, a, " "); ts=a[1];
-      printf "RESULT bench tinyllama-shape %s %s: %.1f tokens/s", ty, $6, ts;
-      if ($6 ~ /tg/) printf " (%.0f GB/s of weights)", ts * b / 1e9; printf "\n" }' >>"$SUMMARY"
+    bench_one $ty new
+    if [ "${PROFILE:-0}" != 0 ]; then  # SQUEEZE_CUDA_PROFILE: 1 = GPU time per operation, 2 = per step
+      SQUEEZE_CUDA_PROFILE=$PROFILE $BIN/squeeze bench -m $TL/tl-$ty.gguf --device cuda -p 0 -n 128 -r 1 >"$LOG/profile-tg-$ty.txt" 2>&1
+      SQUEEZE_CUDA_PROFILE=$PROFILE $BIN/squeeze bench -m $TL/tl-$ty.gguf --device cuda -p 512 -n 0 -r 1 >"$LOG/profile-pp-$ty.txt" 2>&1
+      grep -m 8 "cuda profile" "$LOG/profile-tg-$ty.txt" | sed "s/^/RESULT profile tg128 $ty: /" >>"$SUMMARY"
+      grep -m 6 "cuda profile" "$LOG/profile-pp-$ty.txt" | sed "s/^/RESULT profile pp512 $ty: /" >>"$SUMMARY"
+    fi
     rm -f $TL/tl-$ty.gguf
   done
 else

@@ -16,6 +16,11 @@ bool cuda_available();
 // GPU or no such device.
 std::unique_ptr<Backend> make_cuda_backend(int device_index = 0);
 
+// Whether a product of n_tokens rows with this weight runs on tensor cores (16-bit activations)
+// rather than in fp32: more than 8 tokens, weights not F32, a cuBLAS build, and
+// SQUEEZE_CUDA_TENSOR_CORES not 0. For tests, which hold such products to a looser bound.
+bool cuda_matmul_uses_tensor_cores(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens);
+
 // The GPU's memory as a DeviceMemory (cudaMalloc / cudaMemcpy; a process-lifetime object).
 DeviceMemory& cuda_memory();
 

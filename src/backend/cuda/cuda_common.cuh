@@ -17,6 +17,12 @@ inline void check(cudaError_t e, const char* what) {
 // After a kernel launch: a bad configuration is reported here, a fault at the next sync.
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
+// Deferred work (the CUDA backend queues its launches): every DeviceMemory call of cuda_memory()
+// first runs the registered flush hooks, so copies and sets see every operation issued before them.
+void add_flush_hook(void (*fn)(void*), void* ctx);
+void remove_flush_hook(void (*fn)(void*), void* ctx);
+void run_flush_hooks();
+
 #define SQZ_CUDA(call) ::squeeze::cuda::check((call), #call)
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }

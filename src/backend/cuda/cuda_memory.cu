@@ -3,10 +3,45 @@
 // on the backend's (blocking) stream, so a copy always sees the results of earlier kernels.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
 
 namespace squeeze {
+
+namespace cuda {
+namespace {
+std::mutex& hooks_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::pair<void (*)(void*), void*>>& hooks() {
+  static std::vector<std::pair<void (*)(void*), void*>> h;
+  return h;
+}
+}  // namespace
+void add_flush_hook(void (*fn)(void*), void* ctx) {
+  std::lock_guard<std::mutex> l(hooks_mutex());
+  hooks().emplace_back(fn, ctx);
+}
+void remove_flush_hook(void (*fn)(void*), void* ctx) {
+  std::lock_guard<std::mutex> l(hooks_mutex());
+  auto& h = hooks();
+  h.erase(std::remove(h.begin(), h.end(), std::make_pair(fn, ctx)), h.end());
+}
+void run_flush_hooks() {
+  std::vector<std::pair<void (*)(void*), void*>> h;
+  {
+    std::lock_guard<std::mutex> l(hooks_mutex());
+    h = hooks();
+  }
+  for (auto& [fn, ctx] : h) fn(ctx);
+}
+}  // namespace cuda
 
 namespace {
 
@@ -28,17 +63,28 @@ class CudaMemory final : public DeviceMemory {
     return p;
   }
   void free(void* p) override {
+    // cudaFree waits for the device; queued launches that use p must be issued first.
+    try {
+      cuda::run_flush_hooks();
+    } catch (...) {
+    }
     if (p) cudaFree(p);  // no throw: called from destructors
   }
-  void zero(void* p, size_t bytes) override { SQZ_CUDA(cudaMemset(p, 0, bytes)); }
+  void zero(void* p, size_t bytes) override {
+    cuda::run_flush_hooks();
+    SQZ_CUDA(cudaMemset(p, 0, bytes));
+  }
   void copy(void* dst, const void* src, size_t bytes) override {
+    cuda::run_flush_hooks();
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
+    cuda::run_flush_hooks();
     SQZ_CUDA(cudaDeviceSynchronize());  // reports a fault of any earlier kernel here, by name of the sync
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
   }
   void from_host(void* dst, const void* src, size_t bytes) override {
+    cuda::run_flush_hooks();
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
   }
 };

@@ -6,6 +6,7 @@
 // Every kernel that reads weights (get_rows, the matrix-vector product, the GEMM tiles) is built
 // on these, so a new type is one function here plus one line in SQZ_CUDA_TYPES.
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/kernels.h"
 #include "quant/ggml_type.h"
 
 namespace squeeze::cuda {
@@ -124,6 +125,30 @@ __device__ __forceinline__ void group8<GGMLType::Q8_0>(const uint8_t* row, int64
   const float d = h2f(ld16(b));
 #pragma unroll
   for (int j = 0; j < 8; ++j) v[j] = float(qs[j]) * d;
+}
+
+// The repacked layouts (kernels.h): runs of 8 blocks as [8 quant arrays][8 f16 scales].
+template <>
+__device__ __forceinline__ void group8<kQ8_0R>(const uint8_t* row, int64_t g, float v[8]) {
+  const int64_t b = g >> 2;
+  const uint8_t* sb = row + (b >> 3) * 272;
+  const int bi = int(b & 7);
+  const int8_t* qs = reinterpret_cast<const int8_t*>(sb + 32 * bi) + 8 * (g & 3);
+  const float d = h2f(ld16(sb + 256 + 2 * bi));
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = float(qs[j]) * d;
+}
+
+template <>
+__device__ __forceinline__ void group8<kQ4_0R>(const uint8_t* row, int64_t g, float v[8]) {
+  const int64_t b = g >> 2;
+  const uint8_t* sb = row + (b >> 3) * 144;
+  const int bi = int(b & 7);
+  const uint8_t* qs = sb + 16 * bi;
+  const int p = int(g & 3), base = (p & 1) * 8, shift = (p >> 1) * 4;
+  const float d = h2f(ld16(sb + 128 + 2 * bi));
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = d * float(((qs[base + j] >> shift) & 15) - 8);
 }
 
 // K-quants: 256-element super-blocks; group g covers elements e0..e0+7 of super-block g / 32.

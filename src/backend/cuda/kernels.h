@@ -29,9 +29,34 @@ struct DeviceKV {
 
 bool type_supported(GGMLType t);
 
+// Device-only layouts of Q8_0 and Q4_0 (the backend repacks such weights on upload when a row's
+// length is a multiple of 256): the blocks of each run of 8 are stored as their 8 quant arrays
+// (16-byte aligned, for 16-byte loads) followed by their 8 f16 scales. Same row size as the
+// original type. They are tagged with the two activation-only types (never a weight's type, and
+// not in SQZ_CUDA_TYPES, so no tensor reaches a kernel with that tag): a value outside the enum
+// breaks nvcc's host stubs of the kernel templates.
+inline constexpr GGMLType kQ8_0R = GGMLType::Q8_1;
+inline constexpr GGMLType kQ4_0R = GGMLType::Q8_K;
+// The layout a weight of type t with rows of k elements gets on the device.
+GGMLType device_type(GGMLType t, int64_t k);
+// dst = the device layout of bytes of type t (src in the original layout), both device memory.
+void repack(GGMLType t, const uint8_t* src, uint8_t* dst, size_t bytes, cudaStream_t s);
+
+// Tensor cores for prefill (cuBLAS, when built with it): 16-bit weights and activations, fp32
+// accumulation. handle: a cublasHandle_t; scratch: device memory of matmul_tc_scratch() bytes.
+struct TensorCores {
+  void* handle = nullptr;
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
+};
+bool have_tensor_cores();
+// Bytes of scratch the tensor-core path needs for this product; 0 when it does not take it.
+size_t matmul_tc_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens);
+
 // kernels_matmul.cu: y[t][o] = sum_k W[o][k] x[t][k]; W rows of row_bytes bytes, k % 8 == 0.
+// With tc (and matmul_tc_scratch() > 0), the product runs on tensor cores.
 void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
-            int64_t n_tokens, float* y, cudaStream_t s);
+            int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc = nullptr);
 
 // kernels_elementwise.cu
 void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim, const int32_t* ids, int64_t n,

@@ -102,10 +102,13 @@ __global__ void __launch_bounds__(kThreads)
     for (int w = 1; w < kThreads / 32; ++w) tile_max = fmaxf(tile_max, red[w]);
     const float m_new = fmaxf(m, tile_max);
     const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
-    ps[threadIdx.x] = int(threadIdx.x) < n ? expf(s - m_new) : 0.0f;
+    const float p_mine = int(threadIdx.x) < n ? expf(s - m_new) : 0.0f;
+    ps[threadIdx.x] = p_mine;
+    const float psum = warp_sum(p_mine);  // the tile's sum: warp sums in red[4 ..), after the maxima
+    if (lane == 0) red[kThreads / 32 + warp] = psum;
     __syncthreads();
     l *= corr;
-    for (int j = 0; j < n; ++j) l += ps[j];
+    for (int w = 0; w < kThreads / 32; ++w) l += red[kThreads / 32 + w];
 #pragma unroll
     for (int r = 0; r < kMaxDimPerThread; ++r) acc[r] *= corr;
     for (int j = sub; j < n; j += n_sub) {

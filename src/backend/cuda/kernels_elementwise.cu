@@ -173,6 +173,8 @@ void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim
   case GGMLType::T: get_rows_kernel<GGMLType::T><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
     SQZ_CUDA_TYPES(SQZ_CASE)
 #undef SQZ_CASE
+    case kQ8_0R: get_rows_kernel<kQ8_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
+    case kQ4_0R: get_rows_kernel<kQ4_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
     default: throw Error(fmt("CUDA get_rows: no kernel for tensor type %s", type_name(type)));
   }
   check_launch("get_rows");
@@ -187,7 +189,8 @@ void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n
 void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
               float* y, cudaStream_t s) {
   if (rows <= 0) return;
-  const int threads = n >= 1024 ? 256 : n >= 256 ? 128 : 32;
+  // Few rows (decode): wide blocks, so that each thread has few elements (one block per row).
+  const int threads = rows <= 16 && n >= 2048 ? 1024 : n >= 1024 ? 256 : n >= 256 ? 128 : 32;
   rms_norm_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y);
   check_launch("rms_norm");
 }
