@@ -22,7 +22,20 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KEYS = ["prompt", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "n", "stream",
-        "stream_options", "logprobs", "echo", "model", "presence_penalty", "frequency_penalty", "best_of", "x"]
+        "stream_options", "logprobs", "top_logprobs", "echo", "model", "presence_penalty", "frequency_penalty",
+        "best_of", "messages", "max_completion_tokens", "x"]
+ROLES = ["system", "user", "assistant", "tool", "x", ""]
+
+
+def rand_messages(rng):
+    """Mostly well-formed chat turns (so the template runs) with random contents and roles."""
+    msgs = []
+    for _ in range(rng.randint(0, 5)):
+        m = {"role": rng.choice(ROLES + [rand_value(rng)]), "content": rng.choice(["Hi", rand_value(rng)])}
+        if rng.random() < 0.2:
+            m["content"] = [{"type": rng.choice(["text", "image", "x"]), "text": rand_value(rng)}]
+        msgs.append(m)
+    return msgs
 
 
 def rand_value(rng, depth=0):
@@ -47,6 +60,11 @@ def rand_body(rng):
             obj["prompt"] = rng.choice(["Hello", "a" * rng.randint(1, 3000), [1, 2, 3], rand_value(rng)])
         if rng.random() < 0.5:
             obj["max_tokens"] = rng.choice([1, 2, 4, rand_value(rng)])
+        if rng.random() < 0.3:
+            obj["messages"] = rand_messages(rng)
+        if rng.random() < 0.2:
+            obj["logprobs"] = rng.choice([True, 1, 5, 20, 21])
+            obj["top_logprobs"] = rng.choice([0, 3, 20, 21, None])
         body = json.dumps(obj, allow_nan=True).encode()
     elif r < 0.7:
         body = json.dumps({"prompt": "Hi", "max_tokens": 3}).encode()
@@ -65,7 +83,8 @@ def send(host, port, rng):
     conn = http.client.HTTPConnection(host, port, timeout=120)
     try:
         method = rng.choice(["POST"] * 8 + ["GET", "PUT", "DELETE"])
-        path = rng.choice(["/v1/completions"] * 8 + ["/v1/models", "/health", "/metrics", "/v1/x", "/" + "a" * 3000])
+        path = rng.choice(["/v1/completions"] * 5 + ["/v1/chat/completions"] * 4 +
+                          ["/v1/models", "/health", "/metrics", "/v1/x", "/" + "a" * 3000])
         headers = {"Content-Type": rng.choice(["application/json", "text/plain", "x" * 100])}
         if rng.random() < 0.2:
             headers["Authorization"] = "Bearer " + "k" * rng.randint(0, 100)
@@ -93,7 +112,9 @@ def main():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([args.squeeze, "serve", "-m", args.model, "--port", str(port), "--kv-memory", "16M", "-c", "512"],
+    template = ROOT / "tests" / "fixtures" / "chat_templates" / "google-gemma-3-it.jinja"
+    proc = subprocess.Popen([args.squeeze, "serve", "-m", args.model, "--port", str(port), "--kv-memory", "16M", "-c", "512",
+                             "--chat-template-file", str(template)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
