@@ -4,7 +4,7 @@
 // the batch arrays (token ids, positions, block tables, row lists) once per batch into a
 // per-batch device arena, cached by host pointer until the next begin_batch().
 //
-// Launches are deferred: each operation appends a launch closure and a signature (every kernel
+// Launches are deferred (graphs: step_graphs.h): each operation appends a launch closure and a signature (every kernel
 // argument, device pointers included) to the pending list, which is flushed at the batch's end
 // (the logits' copy to the host, the next begin_batch, any other DeviceMemory call). A flush whose
 // signature equals an earlier one replays a CUDA graph of it (captured the second time a
@@ -37,6 +37,7 @@
 #ifdef SQUEEZE_HAVE_CUBLAS
 #include "backend/cuda/cublas_loader.h"
 #endif
+#include "backend/cuda/step_graphs.h"
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
@@ -77,11 +78,11 @@ class CudaBackend final : public Backend {
     SQZ_CUDA(cudaStreamCreate(&stream_));
     SQZ_CUDA(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
     const char* g = std::getenv("SQUEEZE_CUDA_GRAPHS");
-    graphs_ = !(g && g[0] == '0');
+    if (g && g[0] == '0') graphs_.disable();
     const char* pr = std::getenv("SQUEEZE_CUDA_PROFILE");
     profile_ = pr && pr[0] == '1';
     profile2_ = pr && pr[0] == '2';
-    if (profile_) graphs_ = false;
+    if (profile_) graphs_.disable();
 #ifdef SQUEEZE_HAVE_CUBLAS
     const char* tc = std::getenv("SQUEEZE_CUDA_TENSOR_CORES");
     if (!(tc && tc[0] == '0')) {
@@ -111,7 +112,7 @@ class CudaBackend final : public Backend {
     } catch (...) {
     }
     cudaStreamSynchronize(stream_);
-    clear_graphs();
+    graphs_.clear();
     if (profile_) print_profile();
     if (profile2_ && p2_flushes_ > 0)
       std::fprintf(stderr,
@@ -270,16 +271,11 @@ class CudaBackend final : public Backend {
  private:
   static constexpr int32_t kKeyBucket = 8192;  // attention splits: key counts bucketed up to this
   static constexpr int32_t kTableBucket = 64;  // block tables are padded to multiples of 64 ids
-  static constexpr size_t kMaxGraphs = 32;
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
 
   struct Upload {
     void* p = nullptr;
     size_t bytes = 0;
-  };
-  struct Graph {
-    std::vector<uint64_t> sig;
-    cudaGraphExec_t exec = nullptr;
   };
 
   // ---- deferred launches and graphs -------------------------------------------------------------
@@ -294,15 +290,6 @@ class CudaBackend final : public Backend {
   }
 
   static void flush_hook(void* self) { static_cast<CudaBackend*>(self)->flush(); }
-
-  static uint64_t hash_sig(const std::vector<uint64_t>& s) {
-    uint64_t h = 1469598103934665603ull ^ s.size();
-    for (uint64_t w : s) {
-      h ^= w + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-      h *= 1099511628211ull;
-    }
-    return h;
-  }
 
   void run_pending() {
     if (profile_) return run_profiled();
@@ -366,9 +353,8 @@ class CudaBackend final : public Backend {
     }
     const auto t0 = std::chrono::steady_clock::now();
     const double build = std::chrono::duration<double>(t0 - batch_start_).count();
-    const size_t graphs_before = graphs_by_hash_.size();
-    const uint64_t h = hash_sig(sig_);
-    const bool replay = graphs_by_hash_.count(h) > 0;
+    const size_t graphs_before = graphs_.size();
+    const bool replay = graphs_.has(sig_);
     SQZ_CUDA(cudaEventRecord(p2_ev_[0], stream_));
     flush_ops();
     SQZ_CUDA(cudaEventRecord(p2_ev_[1], stream_));
@@ -379,7 +365,7 @@ class CudaBackend final : public Backend {
     if (weight_bytes_ == p2_weights_at_start_) {  // not a batch that uploaded weights
       p2_gpu_ms_ += ms;
       ++p2_flushes_;
-      p2_replays_ += replay && graphs_by_hash_.size() == graphs_before;
+      p2_replays_ += replay && graphs_.size() == graphs_before;
       p2_build_s_ += build;
       p2_issue_s_ += issue;
     }
@@ -398,66 +384,8 @@ class CudaBackend final : public Backend {
         b->tags_.clear();
       }
     } clear{this};
-    if (!graphs_) {
-      run_pending();
-      SQZ_CUDA(cudaEventRecord(staged_, stream_));
-      return;
-    }
-    const uint64_t h = hash_sig(sig);
-    auto it = graphs_by_hash_.find(h);
-    if (it != graphs_by_hash_.end() && it->second.sig == sig) {
-      SQZ_CUDA(cudaGraphLaunch(it->second.exec, stream_));
-      SQZ_CUDA(cudaEventRecord(staged_, stream_));
-      return;
-    }
-    if (h != last_hash_ || last_sig_ != sig) {  // first sighting: plain launches
-      last_hash_ = h;
-      last_sig_ = std::move(sig);
-      run_pending();
-      SQZ_CUDA(cudaEventRecord(staged_, stream_));
-      return;
-    }
-    // Second sighting in a row: capture, instantiate, keep, launch. Any failure of the graph
-    // machinery turns graphs off and launches the operations one by one.
-    if (graphs_by_hash_.size() >= kMaxGraphs) clear_graphs();
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
-    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
-    bool ran = false;
-    if (e == cudaSuccess) {
-      try {
-        run_pending();
-        ran = true;
-      } catch (...) {
-      }
-      e = cudaStreamEndCapture(stream_, &graph);
-      if (e == cudaSuccess && !ran) e = cudaErrorStreamCaptureInvalidated;
-    }
-    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
-    if (graph) cudaGraphDestroy(graph);
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      SQZ_LOG("squeeze: cuda: graph capture failed (%s); graphs off\n", cudaGetErrorString(e));
-      if (exec) cudaGraphExecDestroy(exec);
-      clear_graphs();
-      graphs_ = false;
-      run_pending();
-      SQZ_CUDA(cudaEventRecord(staged_, stream_));
-      return;
-    }
-    if (auto old = graphs_by_hash_.find(h); old != graphs_by_hash_.end()) cudaGraphExecDestroy(old->second.exec);
-    graphs_by_hash_[h] = Graph{std::move(last_sig_), exec};
-    last_sig_.clear();
-    last_hash_ = 0;
-    SQZ_CUDA(cudaGraphLaunch(exec, stream_));
+    graphs_.launch(std::move(sig), stream_, [this] { run_pending(); });
     SQZ_CUDA(cudaEventRecord(staged_, stream_));
-  }
-
-  void clear_graphs() {
-    for (auto& [h, g] : graphs_by_hash_) cudaGraphExecDestroy(g.exec);
-    graphs_by_hash_.clear();
-    last_sig_.clear();
-    last_hash_ = 0;
   }
 
   // ---- device copies of host data ---------------------------------------------------------------
@@ -469,7 +397,7 @@ class CudaBackend final : public Backend {
     if (it != uploads_.end()) {  // seen before with fewer elements: replace
       flush();
       SQZ_CUDA(cudaStreamSynchronize(stream_));
-      clear_graphs();
+      graphs_.clear();
       cuda_memory().free(it->second.p);
       weight_bytes_ -= it->second.bytes;
       uploads_.erase(it);
@@ -558,7 +486,7 @@ class CudaBackend final : public Backend {
       SQZ_CUDA(cudaStreamSynchronize(stream_));
       pinned_used_ = 0;
       if (need > pinned_size_) {
-        clear_graphs();  // they read the old buffer
+        graphs_.clear();  // they read the old buffer
         if (pinned_) SQZ_CUDA(cudaFreeHost(pinned_));
         pinned_ = nullptr;
         pinned_size_ = std::max<size_t>({need, 2 * pinned_size_, size_t(1) << 16});
@@ -643,13 +571,10 @@ class CudaBackend final : public Backend {
   // Deferred launches and their signature; graphs by signature hash.
   std::vector<std::function<void(cudaStream_t)>> pending_;
   std::vector<uint64_t> sig_;
-  bool graphs_ = true;
+  cuda::StepGraphs graphs_;
   bool repack_ = std::getenv("SQUEEZE_CUDA_REPACK") == nullptr || std::getenv("SQUEEZE_CUDA_REPACK")[0] != '0';
   cuda::TensorCores tc_;
   void* cublas_ws_ = nullptr;
-  std::unordered_map<uint64_t, Graph> graphs_by_hash_;
-  std::vector<uint64_t> last_sig_;
-  uint64_t last_hash_ = 0;
   // SQUEEZE_CUDA_PROFILE
   bool profile_ = false, profile2_ = false;
   cudaEvent_t p2_ev_[2] = {nullptr, nullptr};
