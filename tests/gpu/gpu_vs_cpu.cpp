@@ -73,12 +73,26 @@ struct GpuArray {
   }
 };
 
+// x rounded as the GPU's 8-bit activations (blocks of 32: d = max|x| / 127, q = round(x / d),
+// ties to even), written independently of the kernel.
+std::vector<float> round_q8(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+    const float d = amax / 127.0f;
+    for (size_t i = 0; i < 32; ++i) r[b + i] = amax == 0.0f ? 0.0f : float(std::nearbyint(x[b + i] / d)) * d;
+  }
+  return r;
+}
+
 int check_kernels(double threshold, double tc_threshold) {
   const GGMLType types[] = {GGMLType::F32,  GGMLType::F16,  GGMLType::BF16, GGMLType::Q4_0, GGMLType::Q4_1,
                             GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0, GGMLType::Q2_K, GGMLType::Q3_K,
                             GGMLType::Q4_K, GGMLType::Q5_K, GGMLType::Q6_K};
   struct Shape { int64_t k, n_out; };
-  const Shape shapes[] = {{512, 200}, {256, 67}};
+  // k = 2048 also takes Q6_K's repacked layout (rows of a multiple of 8 super-blocks).
+  const Shape shapes[] = {{512, 200}, {256, 67}, {2048, 37}};
   const int64_t token_counts[] = {1, 3, 5, 17, 64};
   CpuBackend cpu(4, Numerics::exact);
   std::mt19937 rng(1234);
@@ -97,6 +111,9 @@ int check_kernels(double threshold, double tc_threshold) {
       tr.ne = {sh.k, sh.n_out, 1, 1};
       tr.data = w.data();
       tr.nbytes = w.size();
+      const std::vector<uint8_t> w_copy = w;
+      TensorRef tr_copy = tr;
+      tr_copy.data = w_copy.data();
       std::vector<float> wf(size_t(sh.k * sh.n_out));
       dequantize_row(type, w.data(), wf.data(), sh.k * sh.n_out);
 
@@ -106,22 +123,33 @@ int check_kernels(double threshold, double tc_threshold) {
           std::vector<float> row = test::random_activations(sh.k, rng);
           std::copy(row.begin(), row.end(), x.begin() + t * sh.k);
         }
+        // Where the GPU rounds the activations to 8 bits, the reference multiplies the rounded
+        // values, so the check bounds the kernel's own error.
+        const bool q8 = cuda_matmul_quantizes_activations(type, sh.k, n);
+        const std::vector<float> xr = q8 ? round_q8(x) : x;
         std::vector<double> ref(size_t(n * sh.n_out));
         for (int64_t t = 0; t < n; ++t)
           for (int64_t o = 0; o < sh.n_out; ++o) {
             double s = 0;
-            for (int64_t i = 0; i < sh.k; ++i) s += double(wf[size_t(o * sh.k + i)]) * double(x[size_t(t * sh.k + i)]);
+            for (int64_t i = 0; i < sh.k; ++i) s += double(wf[size_t(o * sh.k + i)]) * double(xr[size_t(t * sh.k + i)]);
             ref[size_t(t * sh.n_out + o)] = s;
           }
         std::vector<float> ycpu(size_t(n * sh.n_out), kNaN);
         cpu.matmul(tr, x.data(), n, ycpu.data());
 
-        GpuArray dx(x.size()), dy(ycpu.size());
+        // The weight and a copy of it (another host pointer: uploaded apart) on the same
+        // activations: the backend launches the two as one grouped product.
+        GpuArray dx(x.size()), dy(ycpu.size()), dy2(ycpu.size());
         dx.upload(x);
         dy.poison();
+        dy2.poison();
         gpu->begin_batch();
         gpu->matmul(tr, dx.p, n, dy.p);
-        const std::vector<float> y = dy.download();
+        gpu->matmul(tr_copy, dx.p, n, dy2.p);
+        std::vector<float> y = dy.download();
+        const std::vector<float> y2 = dy2.download();
+        for (size_t i = 0; i < y.size(); ++i)
+          if (!(y2[i] == y[i])) y[i] = kNaN;  // the grouped twin must give the same bits
         const bool tc = cuda_matmul_uses_tensor_cores(type, sh.k, sh.n_out, n);
         const double thr = tc ? tc_threshold : threshold;
         for (int64_t t = 0; t < n; ++t) {

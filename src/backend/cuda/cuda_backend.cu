@@ -143,6 +143,7 @@ class CudaBackend final : public Backend {
     p2_weights_at_start_ = weight_bytes_;  // the previous batch's launches (a batch without logits is not flushed by a copy)
     batch_ints_.clear();
     placements_.clear();
+    plans_.clear();
     chunk_ = 0;
     used_ = 0;
     // The staging buffer is reused: the previous batch's copies out of it must be done (they
@@ -151,25 +152,61 @@ class CudaBackend final : public Backend {
     pinned_used_ = 0;
   }
 
+  // Consecutive products of one activation by weights of one type and shape class (Q, K and V;
+  // gate and up) are held open and launched as one (cuda::MatvecTargets), so the activations are
+  // quantized once and one kernel reads all the weights.
   void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) override {
     const int64_t k = w.ne[0], n_out = w.ne[1];
     GGMLType t = w.type;
     const uint8_t* wd = weight(w, &t);
     const size_t rb = row_bytes(w.type, k);
+    const bool overlaps = y < x + n_tokens * k && x < y + n_tokens * n_out;
+    MatmulGroup& g = group_;
+    if (g.open && (g.type != t || g.x != x || g.k != k || g.n_tokens != n_tokens || g.rb != rb ||
+                   g.tg.n == cuda::MatvecTargets::kMax || overlaps))
+      close_group();
+    if (!g.open) {
+      g = MatmulGroup{};
+      g.open = true;
+      g.type = t;
+      g.x = x;
+      g.k = k;
+      g.n_tokens = n_tokens;
+      g.rb = rb;
+    }
+    g.tg.w[g.tg.n] = wd;
+    g.tg.y[g.tg.n] = y;
+    g.tg.n_out[g.tg.n] = n_out;
+    ++g.tg.n;
+    g.n_out_total += n_out;
+    if (overlaps) close_group();  // y overwrites x: no later product may read x in this launch
+  }
+
+  void close_group() {
+    if (!group_.open) return;
+    const MatmulGroup g = group_;
+    group_.open = false;
     const cuda::TensorCores* tc = nullptr;
-    if (tc_.handle) {
-      const size_t need = cuda::matmul_tc_scratch(t, k, n_out, n_tokens);
-      if (need > 0) {
-        grow_scratch(need);
-        tc = &tc_;
-      }
+    const size_t need = cuda::matmul_scratch(g.type, g.k, g.n_out_total, g.n_tokens, tc_.handle != nullptr);
+    if (need > 0) {
+      grow_scratch(need);
+      tc = &tc_;
     }
     void* scratch = tc ? tc_.scratch : nullptr;
-    if (profile_)
-      prof_name_ = fmt("matmul %s %s %lldx%lld", type_name(w.type), n_tokens <= 8 ? "matvec" : tc ? "tc" : "gemm",
-                       (long long)n_out, (long long)k);
-    defer([=](cudaStream_t s) { cuda::matmul(t, wd, rb, k, n_out, x, n_tokens, y, s, tc); }, 1, t, wd, rb, k, n_out, x,
-          n_tokens, y, static_cast<const void*>(tc), static_cast<const void*>(scratch));
+    if (profile_) {
+      const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
+      prof_name_ = fmt("matmul %s %s %lldx%lld%s", type_name(g.type),
+                       g.n_tokens <= 8 ? (q8 ? "matvec-q8" : "matvec") : tc && tc_.handle ? "tc" : "gemm",
+                       (long long)g.n_out_total, (long long)g.k, g.tg.n > 1 ? fmt(" (%d weights)", g.tg.n).c_str() : "");
+    }
+    const cuda::MatvecTargets tg = g.tg;
+    const GGMLType t = g.type;
+    const size_t rb = g.rb;
+    const int64_t k = g.k, n = g.n_tokens;
+    const float* x = g.x;
+    defer([=](cudaStream_t s) { cuda::matmul(t, tg, rb, k, x, n, s, tc); }, 1, t, rb, k, x, n, tg.n, tg.w[0], tg.w[1],
+          tg.w[2], tg.y[0], tg.y[1], tg.y[2], tg.n_out[0], tg.n_out[1], tg.n_out[2], static_cast<const void*>(tc),
+          static_cast<const void*>(scratch));
   }
 
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override {
@@ -247,29 +284,40 @@ class CudaBackend final : public Backend {
     if (ap.head_dim != g.head_dim || ap.n_head_kv != g.n_kv_heads)
       throw Error("CUDA attention: the KV cache geometry does not match the attention parameters");
     // Numerics::exact semantics: the scale multiplies the scores (scale_q is the same maths).
+    const cuda::DeviceKV dkv = device_kv(kv, ap.layer);
+    const cuda::DevicePlacement p = placement(tp, g.block_size);
+    const AttentionPlan& plan = attention_plan(tp, flash_ && cuda::flash_attention_supported(dkv));
+    const int32_t n_head = ap.n_head, window = ap.window;
+    const float sc = ap.scale;
+    if (plan.n_tiles > 0) {
+      const int32_t* tiles = plan.tiles;
+      const int32_t nt = plan.n_tiles;
+      defer([=](cudaStream_t s) { cuda::flash_attention(dkv, n_head, sc, window, q, p, tiles, nt, out, s); }, 14, dkv,
+            n_head, sc, window, q, p, tiles, nt, out);
+    }
+    if (plan.rest.empty()) return;
     int32_t max_keys = 0;
-    for (int64_t t = 0; t < tp.n_tokens; ++t)
+    for (int32_t t : plan.rest)
       max_keys = std::max(max_keys, ap.window > 0 ? std::min(tp.pos[t] + 1, ap.window) : tp.pos[t] + 1);
     // Bucketed so that consecutive decode steps launch the same grid (splits past the keys are
     // empty and skipped by the merge): powers of two from 128 (one tile: no split) up to
     // kKeyBucket, then multiples of it (the split count stops growing at 64 tiles).
     if (max_keys <= kKeyBucket) max_keys = int32_t(std::bit_ceil(uint32_t(std::max(max_keys, 128))));
     else max_keys = (max_keys + kKeyBucket - 1) / kKeyBucket * kKeyBucket;
-    const int32_t n_split = cuda::attention_splits(tp.n_tokens, ap.n_head, max_keys);
+    const int64_t n_rest = int64_t(plan.rest.size());
+    const int32_t n_split = cuda::attention_splits(n_rest, ap.n_head, max_keys);
     float* partial = nullptr;
     if (n_split > 1)
       partial = static_cast<float*>(
           arena(size_t(tp.n_tokens) * size_t(ap.n_head) * size_t(n_split) * size_t(g.head_dim + 2) * sizeof(float)));
-    const cuda::DeviceKV dkv = device_kv(kv, ap.layer);
-    const cuda::DevicePlacement p = placement(tp, g.block_size);
-    const int32_t n_head = ap.n_head, window = ap.window;
-    const float sc = ap.scale;
-    defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, out, n_split, partial, s); }, 13, dkv,
-          n_head, sc, window, q, p, out, n_split, partial);
+    const int32_t* list = plan.rest_list;
+    defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial, s); },
+          13, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
   }
 
  private:
   static constexpr int32_t kKeyBucket = 8192;  // attention splits: key counts bucketed up to this
+  static constexpr int64_t kFlashMinRun = 16;  // shorter runs of a sequence take the per-token kernel
   static constexpr int32_t kTableBucket = 64;  // block tables are padded to multiples of 64 ids
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
 
@@ -282,6 +330,7 @@ class CudaBackend final : public Backend {
 
   template <class F, class... A>
   void defer(F&& f, int tag, const A&... a) {
+    if (tag != 1) close_group();
     sig_.push_back(uint64_t(tag));
     (sig_word(sig_, a), ...);
     pending_.emplace_back(std::forward<F>(f));
@@ -298,9 +347,10 @@ class CudaBackend final : public Backend {
 
   static std::string tag_name(int tag) {
     static const char* names[] = {"?",   "matmul", "get_rows", "gather_rows", "rms_norm", "add_rms_norm", "add",
-                                  "add_bias", "scale", "softcap", "glu", "rope", "kv_write", "attention"};
+                                  "add_bias", "scale", "softcap", "glu", "rope", "kv_write", "attention",
+                                  "flash_attention"};
     if (tag == 100) return "h2d batch arrays";
-    return tag >= 0 && tag < 14 ? names[tag] : "?";
+    return tag >= 0 && tag < 15 ? names[tag] : "?";
   }
 
   void run_profiled() {
@@ -345,6 +395,7 @@ class CudaBackend final : public Backend {
 
   // Launches the pending operations: a cached graph when this exact sequence ran before.
   void flush() {
+    close_group();
     if (pending_.empty()) return;
     if (!profile2_) return flush_ops();
     if (p2_ev_[0] == nullptr) {
@@ -511,6 +562,44 @@ class CudaBackend final : public Backend {
     return dev;
   }
 
+  // How a batch's attention is split (cached per batch): its runs of at least kFlashMinRun
+  // consecutive positions of one sequence go to the tensor-core kernel in tiles, the other tokens
+  // to the per-token kernel (rest_list null when that is every token, in order).
+  struct AttentionPlan {
+    const int32_t* tiles = nullptr;
+    int32_t n_tiles = 0;
+    std::vector<int32_t> rest;
+    const int32_t* rest_list = nullptr;
+  };
+  const AttentionPlan& attention_plan(const TokenPlacement& tp, bool flash) {
+    const auto key = std::make_pair(static_cast<const void*>(tp.pos), flash);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    AttentionPlan plan;
+    std::vector<int32_t> tiles;
+    const int64_t n = tp.n_tokens;
+    for (int64_t a = 0; a < n;) {
+      int64_t b = a + 1;
+      while (b < n && tp.blocks[b] == tp.blocks[a] && tp.pos[b] == tp.pos[b - 1] + 1) ++b;
+      if (flash && b - a >= kFlashMinRun) {
+        for (int64_t t = a; t < b; t += cuda::flash_tile_rows()) {
+          tiles.push_back(int32_t(t));
+          tiles.push_back(int32_t(std::min<int64_t>(cuda::flash_tile_rows(), b - t)));
+        }
+      } else {
+        for (int64_t t = a; t < b; ++t) plan.rest.push_back(int32_t(t));
+      }
+      a = b;
+    }
+    if (!tiles.empty()) {
+      plan.n_tiles = int32_t(tiles.size() / 2);
+      plan.tiles = to_arena(tiles.data(), int64_t(tiles.size()));
+    }
+    if (!plan.rest.empty() && int64_t(plan.rest.size()) != n)
+      plan.rest_list = to_arena(plan.rest.data(), int64_t(plan.rest.size()));
+    return plans_.emplace(key, std::move(plan)).first->second;
+  }
+
   // Positions and block tables of the batch on the device: each distinct block table once, as
   // long as its furthest token needs, padded to a multiple of kTableBucket ids (so that a decode
   // step's arrays keep their size and place while the sequence grows).
@@ -568,6 +657,8 @@ class CudaBackend final : public Backend {
   cudaEvent_t staged_ = nullptr;  // recorded after the latest launch that copies out of pinned_
   std::unordered_map<const void*, std::pair<const int32_t*, int64_t>> batch_ints_;
   std::unordered_map<const void*, cuda::DevicePlacement> placements_;
+  std::map<std::pair<const void*, bool>, AttentionPlan> plans_;
+  bool flash_ = std::getenv("SQUEEZE_CUDA_FLASH") == nullptr || std::getenv("SQUEEZE_CUDA_FLASH")[0] != '0';
   // Deferred launches and their signature; graphs by signature hash.
   std::vector<std::function<void(cudaStream_t)>> pending_;
   std::vector<uint64_t> sig_;
@@ -575,6 +666,14 @@ class CudaBackend final : public Backend {
   bool repack_ = std::getenv("SQUEEZE_CUDA_REPACK") == nullptr || std::getenv("SQUEEZE_CUDA_REPACK")[0] != '0';
   cuda::TensorCores tc_;
   void* cublas_ws_ = nullptr;
+  struct MatmulGroup {
+    bool open = false;
+    GGMLType type = GGMLType::F32;
+    const float* x = nullptr;
+    int64_t k = 0, n_tokens = 0, n_out_total = 0;
+    size_t rb = 0;
+    cuda::MatvecTargets tg;
+  } group_;
   // SQUEEZE_CUDA_PROFILE
   bool profile_ = false, profile2_ = false;
   cudaEvent_t p2_ev_[2] = {nullptr, nullptr};
@@ -596,6 +695,12 @@ bool cuda_matmul_uses_tensor_cores(GGMLType type, int64_t k, int64_t n_out, int6
   const char* tc = std::getenv("SQUEEZE_CUDA_TENSOR_CORES");
   if (tc && tc[0] == '0') return false;
   return cuda::matmul_tc_scratch(cuda::device_type(type, k), k, n_out, n_tokens) > 0;
+}
+
+bool cuda_matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens) {
+  const char* r = std::getenv("SQUEEZE_CUDA_REPACK");
+  const GGMLType t = r && r[0] == '0' ? type : cuda::device_type(type, k);
+  return cuda::matmul_quantizes_activations(t, k, n_tokens);
 }
 
 bool cuda_available() {

@@ -20,6 +20,10 @@ std::unique_ptr<Backend> make_cuda_backend(int device_index = 0);
 // rather than in fp32: more than 8 tokens, weights not F32, a cuBLAS build, and
 // SQUEEZE_CUDA_TENSOR_CORES not 0. For tests, which hold such products to a looser bound.
 bool cuda_matmul_uses_tensor_cores(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens);
+// Whether such a product first rounds the activations to 8-bit blocks of 32 (d = max|x| / 127,
+// q = round(x / d)) for the integer decode kernels: at most 8 tokens, Q8_0 / Q4_0 / Q4_K / Q6_K
+// weights with rows of a multiple of 256 elements (2048 for Q6_K).
+bool cuda_matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens);
 
 // The GPU's memory as a DeviceMemory (cudaMalloc / cudaMemcpy; a process-lifetime object).
 DeviceMemory& cuda_memory();

@@ -206,11 +206,10 @@ __device__ __forceinline__ void group8<GGMLType::Q5_K>(const uint8_t* row, int64
   for (int j = 0; j < 8; ++j) v[j] = dl * float(((q[j] >> shift) & 15) | (((qh[j] >> t) & 1) << 4)) - ml;
 }
 
-template <>
-__device__ __forceinline__ void group8<GGMLType::Q6_K>(const uint8_t* row, int64_t g, float v[8]) {
-  const uint8_t* b = row + (g >> 5) * 210;
+// Q6_K: body (ql 128, qh 64, int8 scales 16) and its d, wherever they are stored.
+__device__ __forceinline__ void q6k_group8(const uint8_t* b, float d, int64_t g, float v[8]) {
   const int e0 = 8 * int(g & 31), h = e0 / 128, gg = (e0 % 128) / 32, l0 = e0 % 32;
-  const float dl = h2f(ld16(b + 208)) * float(reinterpret_cast<const int8_t*>(b + 192)[e0 / 16]);
+  const float dl = d * float(reinterpret_cast<const int8_t*>(b + 192)[e0 / 16]);
   const uint8_t* ql = b + 64 * h + 32 * (gg & 1) + l0;
   const uint8_t* qh = b + 128 + 32 * h + l0;
 #pragma unroll
@@ -219,6 +218,19 @@ __device__ __forceinline__ void group8<GGMLType::Q6_K>(const uint8_t* row, int64
     const int hi2 = (qh[j] >> (2 * gg)) & 3;
     v[j] = dl * float((lo4 | (hi2 << 4)) - 32);
   }
+}
+template <>
+__device__ __forceinline__ void group8<GGMLType::Q6_K>(const uint8_t* row, int64_t g, float v[8]) {
+  const uint8_t* b = row + (g >> 5) * 210;
+  q6k_group8(b, h2f(ld16(b + 208)), g, v);
+}
+// The repacked layout (kernels.h): runs of 8 super-blocks as [8 bodies of 208 bytes][8 f16 d].
+template <>
+__device__ __forceinline__ void group8<kQ6_KR>(const uint8_t* row, int64_t g, float v[8]) {
+  const int64_t b = g >> 5;
+  const uint8_t* run = row + (b >> 3) * 1680;
+  const int bi = int(b & 7);
+  q6k_group8(run + 208 * bi, h2f(ld16(run + 1664 + 2 * bi)), g, v);
 }
 
 }  // namespace squeeze::cuda

@@ -37,13 +37,17 @@ bool type_supported(GGMLType t);
 // breaks nvcc's host stubs of the kernel templates.
 inline constexpr GGMLType kQ8_0R = GGMLType::Q8_1;
 inline constexpr GGMLType kQ4_0R = GGMLType::Q8_K;
+// Q6_K with rows of a multiple of 2048 elements: runs of 8 super-blocks as [8 x 208 bytes of
+// ql, qh and scales][8 f16 d] (kernels_matvec_q8.cu), tagged with a type no weight has.
+inline constexpr GGMLType kQ6_KR = GGMLType::I8;
 // The layout a weight of type t with rows of k elements gets on the device.
 GGMLType device_type(GGMLType t, int64_t k);
 // dst = the device layout of bytes of type t (src in the original layout), both device memory.
 void repack(GGMLType t, const uint8_t* src, uint8_t* dst, size_t bytes, cudaStream_t s);
 
-// Tensor cores for prefill (cuBLAS, when built with it): 16-bit weights and activations, fp32
-// accumulation. handle: a cublasHandle_t; scratch: device memory of matmul_tc_scratch() bytes.
+// What a product may use beside its operands. handle: a cublasHandle_t for prefill on tensor
+// cores (16-bit weights and activations, fp32 accumulation), or null; scratch: device memory of
+// matmul_scratch() bytes.
 struct TensorCores {
   void* handle = nullptr;
   void* scratch = nullptr;
@@ -53,10 +57,37 @@ bool have_tensor_cores();
 // Bytes of scratch the tensor-core path needs for this product; 0 when it does not take it.
 size_t matmul_tc_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens);
 
+// Several weights of one type and row length applied to the same activations (Q, K and V; gate
+// and up): y[i][t][o] = sum_k w[i][o][k] x[t][k].
+struct MatvecTargets {
+  static constexpr int kMax = 3;
+  const uint8_t* w[kMax] = {};
+  float* y[kMax] = {};
+  int64_t n_out[kMax] = {};
+  unsigned first_block[kMax + 1] = {};  // set by the launcher
+  int n = 0;
+};
+
 // kernels_matmul.cu: y[t][o] = sum_k W[o][k] x[t][k]; W rows of row_bytes bytes, k % 8 == 0.
-// With tc (and matmul_tc_scratch() > 0), the product runs on tensor cores.
+// Decode (up to 8 tokens) of the types of matvec_q8_supported() quantizes the activations to 8
+// bits first (tc->scratch holds them); with a cuBLAS handle in tc (and matmul_scratch() > 0),
+// prefill runs on tensor cores.
 void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
             int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc = nullptr);
+void matmul(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
+            cudaStream_t s, const TensorCores* tc = nullptr);
+// Bytes of scratch a product needs (8-bit activations, or 16-bit ones and dequantized weight
+// rows for the tensor cores); 0: none.
+size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores);
+// Whether a product of n_tokens rounds its activations to 8 bits (quantize_q8x) first.
+bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens);
+
+// kernels_matvec_q8.cu: activations quantized to int8 blocks of 32 and integer dot products.
+__host__ __device__ inline size_t q8x_bytes(int64_t k) { return size_t(k) + size_t(k / 32) * 8; }
+bool matvec_q8_supported(GGMLType t);
+void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s);
+void matvec_q8(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const uint8_t* xq,
+               int64_t n_tokens, cudaStream_t s);
 
 // kernels_elementwise.cu
 void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim, const int32_t* ids, int64_t n,
@@ -79,7 +110,17 @@ void kv_write(const DeviceKV& kv, const float* k, const float* v, const DevicePl
 // query of the batch sees); with n_split > 1, partial holds
 // n_tokens * n_head * n_split * (head_dim + 2) floats.
 int32_t attention_splits(int64_t n_tokens, int32_t n_head, int32_t max_keys);
+// list: the batch tokens to take (n_list of them), or null for all.
 void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
-               const DevicePlacement& tp, float* out, int32_t n_split, float* partial, cudaStream_t s);
+               const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
+               float* partial, cudaStream_t s);
+
+// kernels_flash_attention.cu: prefill attention on tensor cores (F16 cache, head_dim 64 or 128),
+// same semantics. tiles: n_tiles pairs (first batch token, count <= flash_tile_rows()) of
+// consecutive positions of one sequence.
+bool flash_attention_supported(const DeviceKV& kv);
+int32_t flash_tile_rows();
+void flash_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
+                     const DevicePlacement& tp, const int32_t* tiles, int32_t n_tiles, float* out, cudaStream_t s);
 
 }  // namespace squeeze::cuda

@@ -7,8 +7,9 @@
 // the CPU: the same maths, rounded differently. No score matrix is stored. GQA: query head h
 // reads KV head h / (n_head / n_head_kv).
 // When few (token, head) pairs are in the batch (decode), the keys are split across up to 64 blocks
-// per pair whose partial results are merged (FlashDecoding). Not yet: K/V tiles shared between the
-// query heads of a GQA group or between query tokens (prefill re-reads K/V from L2 per query).
+// per pair whose partial results are merged (FlashDecoding). Prefill runs of an F16 cache go to
+// the tensor-core kernel (kernels_flash_attention.cu); this one then takes the batch's other
+// tokens (list). Not yet: K/V tiles shared between the query heads of a GQA group.
 #include <algorithm>
 #include <cmath>
 
@@ -62,14 +63,14 @@ __device__ __forceinline__ size_t key_row(const DeviceKV& kv, const int32_t* tab
 // every dimension; the groups' sums are added at the end.
 __global__ void __launch_bounds__(kThreads)
     attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* q, DevicePlacement tp,
-                     float* out, float* partial) {
+                     const int32_t* list, float* out, float* partial) {
   extern __shared__ float shared[];
   const int d = kv.head_dim;
   float* qs = shared;         // [d]
   float* ps = qs + d;         // [kThreads]: the tile's probabilities
   float* red = ps + kThreads; // [kThreads]: warp maxima, then the groups' sums
   const int h = int(blockIdx.x), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t t = blockIdx.y;
+  const int64_t t = list ? list[blockIdx.y] : blockIdx.y;
   const int hk = h / (n_head / kv.n_kv_heads);
   const int32_t pos = tp.pos[t];
   const int32_t first = window > 0 ? max(0, pos - window + 1) : 0;
@@ -158,9 +159,10 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Combines the S partial results of each (head, token): out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
-__global__ void merge_kernel(const float* partial, int32_t n_head, int32_t d, int32_t n_split, float* out) {
+__global__ void merge_kernel(const float* partial, const int32_t* list, int32_t n_head, int32_t d, int32_t n_split,
+                             float* out) {
   const int h = int(blockIdx.x);
-  const int64_t t = blockIdx.y;
+  const int64_t t = list ? list[blockIdx.y] : blockIdx.y;
   const float* rec = partial + (t * n_head + h) * n_split * size_t(d + 2);
   float mx = -INFINITY;
   for (int s = 0; s < n_split; ++s) mx = fmaxf(mx, rec[s * size_t(d + 2)]);
@@ -192,21 +194,23 @@ int32_t attention_splits(int64_t n_tokens, int32_t n_head, int32_t max_keys) {
 }
 
 void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
-               const DevicePlacement& tp, float* out, int32_t n_split, float* partial, cudaStream_t s) {
-  if (tp.n_tokens <= 0) return;
+               const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
+               float* partial, cudaStream_t s) {
+  const int64_t n_tokens = list ? n_list : tp.n_tokens;
+  if (n_tokens <= 0) return;
   if (kv.head_dim > kThreads * kMaxDimPerThread)
     throw Error(fmt("CUDA attention: head_dim %d is larger than %d", kv.head_dim, kThreads * kMaxDimPerThread));
   if (kv.n_kv_heads <= 0 || n_head % kv.n_kv_heads != 0)
     throw Error(fmt("CUDA attention: %d query heads are not a multiple of %d KV heads", n_head, kv.n_kv_heads));
-  if (tp.n_tokens > 65535) throw Error("CUDA attention: more than 65535 tokens in one batch");
+  if (n_tokens > 65535) throw Error("CUDA attention: more than 65535 tokens in one batch");
   n_split = std::max(1, n_split);
-  const dim3 grid(unsigned(n_head), unsigned(tp.n_tokens), unsigned(n_split));
+  const dim3 grid{unsigned(n_head), unsigned(n_tokens), unsigned(n_split)};
   const size_t shared = size_t(kv.head_dim + 2 * kThreads) * sizeof(float);
-  attention_kernel<<<grid, kThreads, shared, s>>>(kv, n_head, scale, window, q, tp, out, partial);
+  attention_kernel<<<grid, kThreads, shared, s>>>(kv, n_head, scale, window, q, tp, list, out, partial);
   check_launch("attention");
   if (n_split > 1) {
-    merge_kernel<<<dim3(unsigned(n_head), unsigned(tp.n_tokens)), 64, 0, s>>>(partial, n_head, kv.head_dim, n_split,
-                                                                              out);
+    merge_kernel<<<dim3(unsigned(n_head), unsigned(n_tokens)), 64, 0, s>>>(partial, list, n_head, kv.head_dim,
+                                                                          n_split, out);
     check_launch("attention merge");
   }
 }

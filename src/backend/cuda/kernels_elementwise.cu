@@ -175,6 +175,7 @@ void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim
 #undef SQZ_CASE
     case kQ8_0R: get_rows_kernel<kQ8_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
     case kQ4_0R: get_rows_kernel<kQ4_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
+    case kQ6_KR: get_rows_kernel<kQ6_KR><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
     default: throw Error(fmt("CUDA get_rows: no kernel for tensor type %s", type_name(type)));
   }
   check_launch("get_rows");

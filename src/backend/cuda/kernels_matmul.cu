@@ -1,11 +1,11 @@
 // Weight x activation products on the GPU: y[t][o] = sum_k W[o][k] x[t][k], fp32 accumulation.
-//   - decode (up to 8 tokens, fp32 activations, weights dequantized in registers, never to a
-//     full-size copy):
-//       * Q8_0 / Q4_0 (in the repacked device layout, kernels.h) and Q4_K: qmv_kernel, 16-byte
-//         weight loads, R rows per 128-thread block sharing each activation load, quants turned
-//         into floats with byte permutes (no int-to-float conversions);
-//       * other types: one warp per weight row, each lane walking groups of 8 elements (four in
-//         flight), up to 4 tokens per pass so each weight byte is read once per 4 tokens.
+//   - decode (up to 8 tokens; weights dequantized in registers, never to a full-size copy):
+//       * Q8_0, Q4_0, Q6_K (in their repacked device layouts, kernels.h) and Q4_K: the
+//         activations are quantized to 8 bits and multiplied on the integer units
+//         (kernels_matvec_q8.cu);
+//       * other types: fp32 activations, one warp per weight row, each lane walking groups of 8
+//         elements (four in flight), up to 4 tokens per pass so each weight byte is read once per
+//         4 tokens.
 //   - prefill (more than 8 tokens): with cuBLAS and non-F32 weights, tensor cores (activations
 //     rounded to f16, or bf16 for BF16 weights; quantized weights dequantized to f16 in runs of
 //     rows of at most 64 MiB); otherwise (F32 weights: the 1e-3 bar) a shared-memory tiled fp32
@@ -92,242 +92,6 @@ void launch_matvec(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out,
   }
 }
 
-
-// ---- decode, quantized: 16-byte loads ------------------------------------------------------------
-// Q8_0 and Q4_0 in the repacked layout (kernels.h) and Q4_K. Each thread takes "units" of 16
-// quant bytes of R rows at once (one 16-byte load per row; the activations it needs are loaded
-// once for the R rows), the block's 128 threads splitting the row's units; the partial sums are
-// added across the block at the end. Activations stay fp32.
-
-constexpr int kQmvThreads = 128;
-
-// Byte j of w as the low byte of the float 2^23 + byte (one byte permute, no int-to-float
-// conversion, which runs at a quarter of the FMA rate): subtract 2^23 (+ an offset) to get it.
-__device__ __forceinline__ float byte_as_float(uint32_t w, int j) {
-  return __int_as_float(int(__byte_perm(w, 0x4B00u, 0x5440u | uint32_t(j))));
-}
-
-template <GGMLType T>
-struct Qmv;
-
-// kQ8_0R: a unit is half a block: 16 int8 quants, elements 16u .. 16u + 15.
-template <>
-struct Qmv<kQ8_0R> {
-  static constexpr int kElems = 16;
-  struct Unit {
-    uint4 q;
-    float d;
-  };
-  __device__ static void load(const uint8_t* row, int64_t u, Unit& un) {
-    const int64_t b = u >> 1;
-    const uint8_t* sb = row + (b >> 3) * 272;
-    const int bi = int(b & 7);
-    un.q = *reinterpret_cast<const uint4*>(sb + 32 * bi + 16 * (u & 1));
-    un.d = h2f(ld16(sb + 256 + 2 * bi));
-  }
-  struct X {
-    float v[16];
-  };
-  __device__ static void load_x(const float* x, int64_t u, X& xv) {
-    const float4* p = reinterpret_cast<const float4*>(x + 16 * u);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 a = __ldg(p + i);
-      xv.v[4 * i] = a.x; xv.v[4 * i + 1] = a.y; xv.v[4 * i + 2] = a.z; xv.v[4 * i + 3] = a.w;
-    }
-  }
-  __device__ static float dot(const Unit& un, const X& xv) {
-    // int8 q: (q ^ 0x80) = q + 128 as an unsigned byte, so float(q) = byte_as_float - (2^23 + 128).
-    const uint32_t w[4] = {un.q.x ^ 0x80808080u, un.q.y ^ 0x80808080u, un.q.z ^ 0x80808080u, un.q.w ^ 0x80808080u};
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s = fmaf(byte_as_float(w[i], j) - 8388736.0f, xv.v[4 * i + j], s);
-    return s * un.d;
-  }
-};
-
-// kQ4_0R: a unit is a block: 16 bytes, low nibbles elements 32u .. 32u + 15, high 32u + 16 ...
-template <>
-struct Qmv<kQ4_0R> {
-  static constexpr int kElems = 32;
-  struct Unit {
-    uint4 q;
-    float d;
-  };
-  __device__ static void load(const uint8_t* row, int64_t u, Unit& un) {
-    const uint8_t* sb = row + (u >> 3) * 144;
-    const int bi = int(u & 7);
-    un.q = *reinterpret_cast<const uint4*>(sb + 16 * bi);
-    un.d = h2f(ld16(sb + 128 + 2 * bi));
-  }
-  struct X {
-    float v[32];
-  };
-  __device__ static void load_x(const float* x, int64_t u, X& xv) {
-    const float4* p = reinterpret_cast<const float4*>(x + 32 * u);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const float4 a = __ldg(p + i);
-      xv.v[4 * i] = a.x; xv.v[4 * i + 1] = a.y; xv.v[4 * i + 2] = a.z; xv.v[4 * i + 3] = a.w;
-    }
-  }
-  __device__ static float dot(const Unit& un, const X& xv) {
-    const uint32_t w[4] = {un.q.x, un.q.y, un.q.z, un.q.w};
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t lo = w[i] & 0x0f0f0f0fu, hi = (w[i] >> 4) & 0x0f0f0f0fu;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {  // q - 8 = byte_as_float - (2^23 + 8), exactly
-        s = fmaf(byte_as_float(lo, j) - 8388616.0f, xv.v[4 * i + j], s);
-        s = fmaf(byte_as_float(hi, j) - 8388616.0f, xv.v[16 + 4 * i + j], s);
-      }
-    }
-    return un.d * s;
-  }
-};
-
-// Q4_K (144-byte super-blocks of 256, 16-byte aligned): a unit is 16 bytes of qs: chunk c = r / 2
-// of the super-block's four 32-byte chunks, half h = r % 2; its low nibbles are elements
-// 64c + 16h + i of the super-block (sub-block 2c), its high nibbles 64c + 32 + 16h + i (2c + 1).
-template <>
-struct Qmv<GGMLType::Q4_K> {
-  static constexpr int kElems = 32;
-  struct Unit {
-    uint4 q;
-    float d0, m0, d1, m1;  // scale and min of the two sub-blocks
-  };
-  __device__ static int byte_of(const uint4& h, int i) {  // byte i of the 12 scale bytes
-    const uint32_t w = i < 4 ? h.y : i < 8 ? h.z : h.w;
-    return int((w >> (8 * (i & 3))) & 0xffu);
-  }
-  __device__ static void scale_min(const uint4& h, int t, int& sc, int& m) {
-    if (t < 4) {
-      sc = byte_of(h, t) & 63;
-      m = byte_of(h, t + 4) & 63;
-    } else {
-      sc = (byte_of(h, t + 4) & 15) | ((byte_of(h, t - 4) >> 6) << 4);
-      m = (byte_of(h, t + 4) >> 4) | ((byte_of(h, t) >> 6) << 4);
-    }
-  }
-  __device__ static void load(const uint8_t* row, int64_t u, Unit& un) {
-    const uint8_t* sb = row + (u >> 3) * 144;
-    const int r = int(u & 7), c = r >> 1;
-    const uint4 h = *reinterpret_cast<const uint4*>(sb);
-    un.q = *reinterpret_cast<const uint4*>(sb + 16 + 32 * c + 16 * (r & 1));
-    const float d = h2f(uint16_t(h.x & 0xffffu)), dmin = h2f(uint16_t(h.x >> 16));
-    int sc, m;
-    scale_min(h, 2 * c, sc, m);
-    un.d0 = d * float(sc);
-    un.m0 = dmin * float(m);
-    scale_min(h, 2 * c + 1, sc, m);
-    un.d1 = d * float(sc);
-    un.m1 = dmin * float(m);
-  }
-  struct X {
-    float v[32];
-    float sum0, sum1;  // of each sub-block's 16 activations (for the mins)
-  };
-  __device__ static void load_x(const float* x, int64_t u, X& xv) {
-    const int r = int(u & 7), c = r >> 1;
-    const float* base = x + (u >> 3) * 256 + 64 * c + 16 * (r & 1);
-    const float4* p0 = reinterpret_cast<const float4*>(base);
-    const float4* p1 = reinterpret_cast<const float4*>(base + 32);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 a = __ldg(p0 + i), b = __ldg(p1 + i);
-      xv.v[4 * i] = a.x; xv.v[4 * i + 1] = a.y; xv.v[4 * i + 2] = a.z; xv.v[4 * i + 3] = a.w;
-      xv.v[16 + 4 * i] = b.x; xv.v[16 + 4 * i + 1] = b.y; xv.v[16 + 4 * i + 2] = b.z; xv.v[16 + 4 * i + 3] = b.w;
-    }
-    xv.sum0 = 0.0f;
-    xv.sum1 = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      xv.sum0 += xv.v[i];
-      xv.sum1 += xv.v[16 + i];
-    }
-  }
-  __device__ static float dot(const Unit& un, const X& xv) {
-    const uint32_t w[4] = {un.q.x, un.q.y, un.q.z, un.q.w};
-    float s0 = 0.0f, s1 = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t lo = w[i] & 0x0f0f0f0fu, hi = (w[i] >> 4) & 0x0f0f0f0fu;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        s0 = fmaf(byte_as_float(lo, j) - 8388608.0f, xv.v[4 * i + j], s0);
-        s1 = fmaf(byte_as_float(hi, j) - 8388608.0f, xv.v[16 + 4 * i + j], s1);
-      }
-    }
-    return un.d0 * s0 - un.m0 * xv.sum0 + un.d1 * s1 - un.m1 * xv.sum1;
-  }
-};
-
-template <GGMLType T, int NT, int R>
-__global__ void __launch_bounds__(kQmvThreads)
-    qmv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t k, int64_t n_out,
-               const float* __restrict__ x, float* __restrict__ y) {
-  using Q = Qmv<T>;
-  __shared__ float red[kQmvThreads / 32][NT * R];
-  const int64_t o0 = int64_t(blockIdx.x) * R;
-  const uint8_t* rows[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) rows[r] = w + size_t(o0 + r < n_out ? o0 + r : n_out - 1) * row_bytes;
-  float acc[NT][R];
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[t][r] = 0.0f;
-  const int64_t n_units = k / Q::kElems;
-  for (int64_t u = threadIdx.x; u < n_units; u += kQmvThreads) {
-    typename Q::Unit un[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) Q::load(rows[r], u, un[r]);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      typename Q::X xv;
-      Q::load_x(x + t * k, u, xv);
-#pragma unroll
-      for (int r = 0; r < R; ++r) acc[t][r] += Q::dot(un[r], xv);
-    }
-  }
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float v = warp_sum(acc[t][r]);
-      if (lane == 0) red[warp][t * R + r] = v;
-    }
-  __syncthreads();
-  if (threadIdx.x < NT * R) {
-    const int t = threadIdx.x / R, r = threadIdx.x % R;
-    float v = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kQmvThreads / 32; ++i) v += red[i][threadIdx.x];
-    if (o0 + r < n_out) y[t * n_out + o0 + r] = v;
-  }
-}
-
-template <GGMLType T, int R>
-void launch_qmv(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x, int64_t n_tokens,
-                float* y, cudaStream_t s) {
-  const unsigned grid = blocks_for(n_out, R);
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMatvecMaxTokens) {
-    const int nt = int(std::min<int64_t>(kMatvecMaxTokens, n_tokens - t0));
-    const float* xt = x + t0 * k;
-    float* yt = y + t0 * n_out;
-    switch (nt) {
-      case 1: qmv_kernel<T, 1, R><<<grid, kQmvThreads, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      case 2: qmv_kernel<T, 2, R><<<grid, kQmvThreads, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      case 3: qmv_kernel<T, 3, R><<<grid, kQmvThreads, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      default: qmv_kernel<T, 4, R><<<grid, kQmvThreads, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-    }
-    check_launch("qmv");
-  }
-}
 
 // ---- prefill: shared-memory tiled GEMM ---------------------------------------------------------
 
@@ -512,11 +276,7 @@ void launch_tc(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, con
 template <GGMLType T>
 void launch(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x, int64_t n_tokens, float* y,
             cudaStream_t s, const TensorCores* tc) {
-  if (n_tokens <= kMatvecUpTo) {
-    if constexpr (T == kQ8_0R) return launch_qmv<T, 2>(w, row_bytes, k, n_out, x, n_tokens, y, s);
-    if constexpr (T == kQ4_0R || T == GGMLType::Q4_K) return launch_qmv<T, 4>(w, row_bytes, k, n_out, x, n_tokens, y, s);
-    return launch_matvec<T>(w, row_bytes, k, n_out, x, n_tokens, y, s);
-  }
+  if (n_tokens <= kMatvecUpTo) return launch_matvec<T>(w, row_bytes, k, n_out, x, n_tokens, y, s);
 #ifdef SQUEEZE_HAVE_CUBLAS
   if (tc && tc->handle && matmul_tc_scratch(T, k, n_out, n_tokens) > 0) {
     if (tc->scratch_bytes < matmul_tc_scratch(T, k, n_out, n_tokens)) throw Error("CUDA matmul: scratch too small");
@@ -528,23 +288,25 @@ void launch(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const 
   launch_gemm<T>(w, row_bytes, k, n_out, x, n_tokens, y, s);
 }
 
-// Device layout: contiguous 8-block runs of the original Q8_0 / Q4_0 blocks -> [quants][scales].
-template <int kQuant>
+// Device layouts: runs of 8 blocks of the file's layout -> [8 bodies][8 f16 scales]. A block is
+// kBlock bytes with its f16 scale at byte kScaleAt (Q8_0, Q4_0: first; Q6_K: last).
+template <int kBlock, int kScaleAt>
 __global__ void repack_kernel(const uint8_t* __restrict__ src, uint8_t* __restrict__ dst, int64_t n_blocks) {
-  constexpr int kBlock = kQuant + 2, kRun = 8 * kBlock;
+  constexpr int kBody = kBlock - 2;
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= n_blocks) return;
   const uint8_t* in = src + b * kBlock;
-  uint8_t* run = dst + (b >> 3) * kRun;
+  uint8_t* run = dst + (b >> 3) * (8 * kBlock);
   const int bi = int(b & 7);
-  for (int i = 0; i < kQuant; ++i) run[kQuant * bi + i] = in[2 + i];
-  run[8 * kQuant + 2 * bi] = in[0];
-  run[8 * kQuant + 2 * bi + 1] = in[1];
+  for (int i = 0; i < kBody; ++i) run[kBody * bi + i] = in[i < kScaleAt ? i : i + 2];
+  run[8 * kBody + 2 * bi] = in[kScaleAt];
+  run[8 * kBody + 2 * bi + 1] = in[kScaleAt + 1];
 }
 
 }  // namespace
 
 GGMLType device_type(GGMLType t, int64_t k) {
+  if (t == GGMLType::Q6_K && k % 2048 == 0) return kQ6_KR;
   if (k % 256 != 0) return t;
   if (t == GGMLType::Q8_0) return kQ8_0R;
   if (t == GGMLType::Q4_0) return kQ4_0R;
@@ -554,10 +316,13 @@ GGMLType device_type(GGMLType t, int64_t k) {
 void repack(GGMLType t, const uint8_t* src, uint8_t* dst, size_t bytes, cudaStream_t s) {
   if (t == GGMLType::Q8_0) {
     const int64_t nb = int64_t(bytes / 34);
-    repack_kernel<32><<<blocks_for(nb, 256), 256, 0, s>>>(src, dst, nb);
+    repack_kernel<34, 0><<<blocks_for(nb, 256), 256, 0, s>>>(src, dst, nb);
   } else if (t == GGMLType::Q4_0) {
     const int64_t nb = int64_t(bytes / 18);
-    repack_kernel<16><<<blocks_for(nb, 256), 256, 0, s>>>(src, dst, nb);
+    repack_kernel<18, 0><<<blocks_for(nb, 256), 256, 0, s>>>(src, dst, nb);
+  } else if (t == GGMLType::Q6_K) {
+    const int64_t nb = int64_t(bytes / 210);
+    repack_kernel<210, 208><<<blocks_for(nb, 256), 256, 0, s>>>(src, dst, nb);
   } else {
     throw Error(fmt("CUDA repack: no device layout for %s", type_name(t)));
   }
@@ -580,21 +345,53 @@ size_t matmul_tc_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_toke
   return xb + align256(size_t(tc_chunk_rows(k, n_out)) * size_t(k) * 2);
 }
 
-void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
-            int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc) {
-  if (n_tokens <= 0 || n_out <= 0) return;
+bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens) {
+  return n_tokens <= kMatvecUpTo && k % 256 == 0 && matvec_q8_supported(type);
+}
+
+size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores) {
+  if (matmul_quantizes_activations(type, k, n_tokens)) return size_t(n_tokens) * q8x_bytes(k);
+  return tensor_cores ? matmul_tc_scratch(type, k, n_out, n_tokens) : 0;
+}
+
+void matmul(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
+            cudaStream_t s, const TensorCores* tc) {
+  if (n_tokens <= 0) return;
   if (k % 8 != 0) throw Error(fmt("CUDA matmul: row length %lld is not a multiple of 8", (long long)k));
   if (reinterpret_cast<uintptr_t>(x) % 16 != 0) throw Error("CUDA matmul: activations are not 16-byte aligned");
-  switch (type) {
-#define SQZ_CASE(T) \
-  case GGMLType::T: return launch<GGMLType::T>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc);
-    SQZ_CUDA_TYPES(SQZ_CASE)
-#undef SQZ_CASE
-    case kQ8_0R: return launch<kQ8_0R>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc);
-    case kQ4_0R: return launch<kQ4_0R>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc);
-    default: break;
+  if (matmul_quantizes_activations(type, k, n_tokens)) {
+    if (!tc || tc->scratch_bytes < size_t(n_tokens) * q8x_bytes(k)) throw Error("CUDA matmul: scratch too small");
+    auto* xq = static_cast<uint8_t*>(tc->scratch);
+    quantize_q8x(x, k, n_tokens, xq, s);
+    return matvec_q8(type, tg, row_bytes, k, xq, n_tokens, s);
   }
-  throw Error(fmt("CUDA matmul: no kernel for tensor type %s", type_name(type)));
+  for (int i = 0; i < tg.n; ++i) {
+    const uint8_t* w = tg.w[i];
+    const int64_t n_out = tg.n_out[i];
+    float* y = tg.y[i];
+    if (n_out <= 0) continue;
+    switch (type) {
+#define SQZ_CASE(T) \
+  case GGMLType::T: launch<GGMLType::T>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc); continue;
+      SQZ_CUDA_TYPES(SQZ_CASE)
+#undef SQZ_CASE
+      case kQ8_0R: launch<kQ8_0R>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc); continue;
+      case kQ4_0R: launch<kQ4_0R>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc); continue;
+      case kQ6_KR: launch<kQ6_KR>(w, row_bytes, k, n_out, x, n_tokens, y, s, tc); continue;
+      default: break;
+    }
+    throw Error(fmt("CUDA matmul: no kernel for tensor type %s", type_name(type)));
+  }
+}
+
+void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
+            int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc) {
+  MatvecTargets tg;
+  tg.n = 1;
+  tg.w[0] = w;
+  tg.y[0] = y;
+  tg.n_out[0] = n_out;
+  matmul(type, tg, row_bytes, k, x, n_tokens, s, tc);
 }
 
 }  // namespace squeeze::cuda

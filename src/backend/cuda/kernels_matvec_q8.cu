@@ -1,0 +1,312 @@
+// Decode products of quantized weights on the integer units: the activations are quantized to
+// 8 bits in blocks of 32 (quantize_q8x: d = max|x| / 127, q = round(x / d), as the CPU backend's
+// Q8_0 activations), and each thread multiplies 4 weight quants by 4 activation quants in one
+// __dp4a. A float product per weight (convert, subtract the offset, FMA) made the fp32 kernels
+// issue-bound at about 40% of the memory bandwidth for 4-bit weights; here a 4-bit weight costs
+// about half an instruction, so the kernels stream at the bandwidth limit.
+//
+// Layout of the quantized activations (per token, q8x_bytes(k) bytes): k int8 quants, then k / 32
+// float2 {d, d * sum of the block's quants} (the sum serves the offset of Q4_0 and the mins of
+// Q4_K).
+//
+// The weight types, each read with 16-byte loads from a 16-byte-aligned device layout:
+//   kQ8_0R, kQ4_0R: runs of 8 blocks as [8 quant arrays][8 f16 scales] (kernels.h); a unit of
+//     work is one 32-element block;
+//   Q4_K: the file's 144-byte super-blocks; a unit is one 32-byte chunk of quants (sub-blocks 2c
+//     and 2c + 1, 64 elements);
+//   kQ6_KR: runs of 8 super-blocks as [8 x (ql 128, qh 64, scales 16)][8 f16 scales]; a unit is
+//     16 bytes each of two ql runs and of qh: elements 16p + l + {0, 32, 64, 96} of one half.
+// A block of 128 threads takes R rows per group of `lanes` threads (128, or 64 / 32 when the row
+// has fewer units), each thread loading its units of the R rows before using them; the group's
+// partial sums are added in shared memory. Several weights that share the activations (Q, K and
+// V; gate and up) run in one launch.
+#include <algorithm>
+
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace squeeze::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxTokens = 4;  // tokens per pass
+
+__device__ __forceinline__ int warp_sum_int(int v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// One warp per 32-element block.
+__global__ void quantize_q8x_kernel(const float* __restrict__ x, int64_t k, int64_t n_blocks,
+                                    uint8_t* __restrict__ out) {
+  const int64_t b = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (b >= n_blocks) return;
+  const int64_t per_token = k / 32, t = b / per_token, j = b % per_token;
+  const float v = x[t * k + 32 * j + lane];
+  const float amax = warp_max(fabsf(v));
+  const float d = amax / 127.0f;
+  const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
+  const int sum = warp_sum_int(q);
+  uint8_t* row = out + size_t(t) * q8x_bytes(k);
+  reinterpret_cast<int8_t*>(row)[32 * j + lane] = int8_t(q);
+  if (lane == 0) reinterpret_cast<float2*>(row + k)[j] = make_float2(d, d * float(sum));
+}
+
+// Activation quants of elements [e, e + 16) as four words, and the {d, d*sum} of block e / 32.
+__device__ __forceinline__ uint4 x16(const uint8_t* xq, int64_t e) { return __ldg(reinterpret_cast<const uint4*>(xq + e)); }
+__device__ __forceinline__ float2 xds(const uint8_t* xq, int64_t k, int64_t block) {
+  return __ldg(reinterpret_cast<const float2*>(xq + k) + block);
+}
+__device__ __forceinline__ int dot16(uint4 w, uint4 x, int acc) {
+  acc = __dp4a(int(w.x), int(x.x), acc);
+  acc = __dp4a(int(w.y), int(x.y), acc);
+  acc = __dp4a(int(w.z), int(x.z), acc);
+  return __dp4a(int(w.w), int(x.w), acc);
+}
+__device__ __forceinline__ uint4 nibbles(uint4 w, int shift) {
+  return make_uint4((w.x >> shift) & 0x0f0f0f0fu, (w.y >> shift) & 0x0f0f0f0fu, (w.z >> shift) & 0x0f0f0f0fu,
+                    (w.w >> shift) & 0x0f0f0f0fu);
+}
+
+template <GGMLType T>
+struct Q8Unit;
+
+template <>
+struct Q8Unit<kQ8_0R> {
+  static constexpr int kElems = 32;
+  struct W {
+    uint4 a, b;
+    float d;
+  };
+  __device__ static void load(const uint8_t* row, int64_t u, W& w) {
+    const uint8_t* run = row + (u >> 3) * 272;
+    const int bi = int(u & 7);
+    w.a = *reinterpret_cast<const uint4*>(run + 32 * bi);
+    w.b = *reinterpret_cast<const uint4*>(run + 32 * bi + 16);
+    w.d = h2f(ld16(run + 256 + 2 * bi));
+  }
+  __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
+    const int s = dot16(w.b, x16(xq, 32 * u + 16), dot16(w.a, x16(xq, 32 * u), 0));
+    return w.d * xds(xq, k, u).x * float(s);
+  }
+};
+
+template <>
+struct Q8Unit<kQ4_0R> {
+  static constexpr int kElems = 32;
+  struct W {
+    uint4 q;
+    float d;
+  };
+  __device__ static void load(const uint8_t* row, int64_t u, W& w) {
+    const uint8_t* run = row + (u >> 3) * 144;
+    const int bi = int(u & 7);
+    w.q = *reinterpret_cast<const uint4*>(run + 16 * bi);
+    w.d = h2f(ld16(run + 128 + 2 * bi));
+  }
+  // sum (q - 8) * xq = sum q * xq - 8 * sum xq.
+  __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
+    const int s = dot16(nibbles(w.q, 4), x16(xq, 32 * u + 16), dot16(nibbles(w.q, 0), x16(xq, 32 * u), 0));
+    const float2 ds = xds(xq, k, u);
+    return w.d * (ds.x * float(s) - 8.0f * ds.y);
+  }
+};
+
+template <>
+struct Q8Unit<GGMLType::Q4_K> {
+  static constexpr int kElems = 64;
+  struct W {
+    uint4 a, b;        // the chunk's 32 quant bytes
+    float d0, m0, d1, m1;  // d * scale and dmin * min of sub-blocks 2c and 2c + 1
+  };
+  __device__ static int byte_of(const uint4& h, int i) {  // byte i of the 12 scale bytes
+    const uint32_t v = i < 4 ? h.y : i < 8 ? h.z : h.w;
+    return int((v >> (8 * (i & 3))) & 0xffu);
+  }
+  __device__ static void scale_min(const uint4& h, int t, int& sc, int& m) {
+    if (t < 4) {
+      sc = byte_of(h, t) & 63;
+      m = byte_of(h, t + 4) & 63;
+    } else {
+      sc = (byte_of(h, t + 4) & 15) | ((byte_of(h, t - 4) >> 6) << 4);
+      m = (byte_of(h, t + 4) >> 4) | ((byte_of(h, t) >> 6) << 4);
+    }
+  }
+  __device__ static void load(const uint8_t* row, int64_t u, W& w) {
+    const uint8_t* sb = row + (u >> 2) * 144;
+    const int c = int(u & 3);
+    const uint4 h = *reinterpret_cast<const uint4*>(sb);
+    w.a = *reinterpret_cast<const uint4*>(sb + 16 + 32 * c);
+    w.b = *reinterpret_cast<const uint4*>(sb + 32 + 32 * c);
+    const float d = h2f(uint16_t(h.x & 0xffffu)), dmin = h2f(uint16_t(h.x >> 16));
+    int sc, m;
+    scale_min(h, 2 * c, sc, m);
+    w.d0 = d * float(sc);
+    w.m0 = dmin * float(m);
+    scale_min(h, 2 * c + 1, sc, m);
+    w.d1 = d * float(sc);
+    w.m1 = dmin * float(m);
+  }
+  // Low nibbles: elements 64c + l (activation block 2u), high: 64c + 32 + l (block 2u + 1).
+  __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
+    const int64_t e = 64 * u;
+    const int s0 = dot16(nibbles(w.b, 0), x16(xq, e + 16), dot16(nibbles(w.a, 0), x16(xq, e), 0));
+    const int s1 = dot16(nibbles(w.b, 4), x16(xq, e + 48), dot16(nibbles(w.a, 4), x16(xq, e + 32), 0));
+    const float2 x0 = xds(xq, k, 2 * u), x1 = xds(xq, k, 2 * u + 1);
+    return w.d0 * x0.x * float(s0) - w.m0 * x0.y + w.d1 * x1.x * float(s1) - w.m1 * x1.y;
+  }
+};
+
+template <>
+struct Q8Unit<kQ6_KR> {
+  static constexpr int kElems = 64;
+  struct W {
+    uint4 la, lb, h;  // ql of elements l and l + 64, of l + 32 and l + 96, and their qh
+    uint32_t sc;      // the four int8 scales of the unit's 16-element groups
+    float d;
+  };
+  __device__ static void load(const uint8_t* row, int64_t u, W& w) {
+    const int64_t b = u >> 2;
+    const uint8_t* run = row + (b >> 3) * 1680;
+    const int bi = int(b & 7), n = int(u >> 1) & 1, p = int(u & 1);
+    const uint8_t* body = run + 208 * bi;
+    w.la = *reinterpret_cast<const uint4*>(body + 64 * n + 16 * p);
+    w.lb = *reinterpret_cast<const uint4*>(body + 64 * n + 32 + 16 * p);
+    w.h = *reinterpret_cast<const uint4*>(body + 128 + 32 * n + 16 * p);
+    const uint2 s = *reinterpret_cast<const uint2*>(body + 192 + 8 * n);  // scales 8n .. 8n + 7
+    // bytes p, p + 2, p + 4, p + 6 of s
+    w.sc = __byte_perm(s.x, s.y, 0x6420u + 0x1111u * uint32_t(p));
+    w.d = h2f(ld16(run + 1664 + 2 * bi));
+  }
+  __device__ static uint32_t q6(uint32_t lo, uint32_t hi, int lshift, int hshift) {
+    const uint32_t q = ((lo >> lshift) & 0x0f0f0f0fu) | (((hi >> hshift) & 0x03030303u) << 4);
+    return __vsub4(q, 0x20202020u);  // 0..63 -> -32..31
+  }
+  __device__ static int dot_part(uint4 lo, uint4 hi, int lshift, int hshift, uint4 x) {
+    int acc = __dp4a(int(q6(lo.x, hi.x, lshift, hshift)), int(x.x), 0);
+    acc = __dp4a(int(q6(lo.y, hi.y, lshift, hshift)), int(x.y), acc);
+    acc = __dp4a(int(q6(lo.z, hi.z, lshift, hshift)), int(x.z), acc);
+    return __dp4a(int(q6(lo.w, hi.w, lshift, hshift)), int(x.w), acc);
+  }
+  // Part j covers elements 128n + 16p + 32j + i of the super-block (activation block 8b + 4n + j).
+  __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
+    const int64_t b = u >> 2;
+    const int n = int(u >> 1) & 1, p = int(u & 1);
+    const int64_t e = 256 * b + 128 * n + 16 * p, xb = 8 * b + 4 * n;
+    const int s0 = dot_part(w.la, w.h, 0, 0, x16(xq, e));
+    const int s1 = dot_part(w.lb, w.h, 0, 2, x16(xq, e + 32));
+    const int s2 = dot_part(w.la, w.h, 4, 4, x16(xq, e + 64));
+    const int s3 = dot_part(w.lb, w.h, 4, 6, x16(xq, e + 96));
+    const float sc0 = float(int8_t(w.sc & 0xffu)), sc1 = float(int8_t((w.sc >> 8) & 0xffu));
+    const float sc2 = float(int8_t((w.sc >> 16) & 0xffu)), sc3 = float(int8_t(w.sc >> 24));
+    const float r = sc0 * xds(xq, k, xb).x * float(s0) + sc1 * xds(xq, k, xb + 1).x * float(s1) +
+                    sc2 * xds(xq, k, xb + 2).x * float(s2) + sc3 * xds(xq, k, xb + 3).x * float(s3);
+    return w.d * r;
+  }
+};
+
+template <GGMLType T, int NT, int R>
+__global__ void __launch_bounds__(kThreads)
+    qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
+  using Q = Q8Unit<T>;
+  __shared__ float red[kThreads / 32][NT * R];
+  // Which weight this block serves (selected without indexing the parameter arrays, which would
+  // copy them to local memory).
+  const bool in1 = tg.n > 1 && blockIdx.x >= tg.first_block[1], in2 = tg.n > 2 && blockIdx.x >= tg.first_block[2];
+  const uint8_t* w = in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0];
+  float* y = in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0];
+  const int64_t n_out = in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0];
+  const unsigned block = blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u);
+  const int groups = kThreads / lanes, grp = threadIdx.x / lanes, li = threadIdx.x % lanes;
+  const int64_t o0 = (int64_t(block) * groups + grp) * R;
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) rows[r] = w + size_t(o0 + r < n_out ? o0 + r : n_out - 1) * row_bytes;
+  float acc[NT][R];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[t][r] = 0.0f;
+  const int64_t n_units = k / Q::kElems;
+  const size_t x_stride = q8x_bytes(k);
+  for (int64_t u = li; u < n_units; u += lanes) {
+    typename Q::W w[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) Q::load(rows[r], u, w[r]);
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[t][r] += Q::dot(w[r], xq + t * x_stride, k, u);
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[t][r]);
+      if (lane == 0) red[warp][t * R + r] = v;
+    }
+  __syncthreads();
+  const int warps_per_group = lanes / 32;
+  if (threadIdx.x < groups * NT * R) {
+    const int g = threadIdx.x / (NT * R), tr = threadIdx.x % (NT * R), t = tr / R, r = tr % R;
+    float v = 0.0f;
+    for (int i = 0; i < warps_per_group; ++i) v += red[g * warps_per_group + i][tr];
+    const int64_t o = (int64_t(block) * groups + g) * R + r;
+    if (o < n_out) y[t * n_out + o] = v;
+  }
+}
+
+template <GGMLType T, int R>
+void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
+  const int64_t n_units = k / Q8Unit<T>::kElems;
+  const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
+  const int rows_per_block = (kThreads / lanes) * R;
+  unsigned total = 0;
+  for (int i = 0; i < tg.n; ++i) {
+    tg.first_block[i] = total;
+    total += blocks_for(tg.n_out[i], rows_per_block);
+  }
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+    const int nt = int(std::min<int64_t>(kMaxTokens, n_tokens - t0));
+    MatvecTargets tt = tg;
+    for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
+    const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
+    switch (nt) {
+      case 1: qmv8_kernel<T, 1, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 2: qmv8_kernel<T, 2, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 3: qmv8_kernel<T, 3, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      default: qmv8_kernel<T, 4, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+    }
+    check_launch("qmv8");
+  }
+}
+
+}  // namespace
+
+bool matvec_q8_supported(GGMLType t) { return t == kQ8_0R || t == kQ4_0R || t == GGMLType::Q4_K || t == kQ6_KR; }
+
+void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s) {
+  if (k % 32 != 0) throw Error("CUDA quantize_q8x: row length is not a multiple of 32");
+  const int64_t n_blocks = n_tokens * (k / 32);
+  quantize_q8x_kernel<<<blocks_for(n_blocks * 32, 256), 256, 0, s>>>(x, k, n_blocks, out);
+  check_launch("quantize_q8x");
+}
+
+void matvec_q8(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t k, const uint8_t* xq,
+               int64_t n_tokens, cudaStream_t s) {
+  if (tg.n < 1 || tg.n > MatvecTargets::kMax) throw Error("CUDA matvec_q8: bad number of weights");
+  if (k % 256 != 0) throw Error("CUDA matvec_q8: row length is not a multiple of 256");
+  switch (type) {
+    case kQ8_0R: return launch_qmv8<kQ8_0R, 2>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ4_0R: return launch_qmv8<kQ4_0R, 4>(tg, row_bytes, k, xq, n_tokens, s);
+    case GGMLType::Q4_K: return launch_qmv8<GGMLType::Q4_K, 4>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ6_KR: return launch_qmv8<kQ6_KR, 4>(tg, row_bytes, k, xq, n_tokens, s);
+    default: break;
+  }
+  throw Error(fmt("CUDA matvec_q8: no kernel for %s", type_name(type)));
+}
+
+}  // namespace squeeze::cuda
