@@ -6,7 +6,8 @@ weights need no download. The shape is TinyLlama 1.1B's (hidden 2048, 22 layers,
 4 KV heads, FFN 5632, vocab 32000); weights are normal(0, 0.02), norms are ones (F32, as the
 HF converter writes them). A minimal SentencePiece-style vocabulary (unk/bos/eos, the 256 byte
 tokens, then filler pieces) is included so that both squeeze and llama.cpp load the file and
-add BOS like a real Llama. bench/cpu/run.sh quantizes the result with llama-quantize.
+add BOS like a real Llama (vocab() and add_llama_vocab() are also used by bench/gpu/make_model.py,
+for larger vocabularies too). bench/cpu/run.sh quantizes the result with llama-quantize.
 
 usage: make_models.py OUT.gguf [--seed S]
 Needs numpy and the gguf package (requirements-test.txt).
@@ -20,7 +21,8 @@ HIDDEN, LAYERS, HEADS, KV_HEADS, FFN, VOCAB, CTX = 2048, 22, 32, 4, 5632, 32000,
 HEAD_DIM = HIDDEN // HEADS
 
 
-def vocab():
+def vocab(n_vocab=VOCAB):
+    """Tokens, scores and types of a minimal SentencePiece-style vocabulary of n_vocab entries."""
     # SPM token types (llama.cpp LLAMA_TOKEN_TYPE): 1 normal, 2 unknown, 3 control, 6 byte.
     toks, scores, types = ["<unk>", "<s>", "</s>"], [0.0, 0.0, 0.0], [2, 3, 3]
     for b in range(256):
@@ -29,12 +31,28 @@ def vocab():
         types.append(6)
     # Filler pieces: unique strings; scores decrease so merges have a well-defined order.
     i = 0
-    while len(toks) < VOCAB:
+    while len(toks) < n_vocab:
         toks.append(f"\u2581t{i}")
         scores.append(-float(i))
         types.append(1)
         i += 1
     return toks, scores, types
+
+
+def add_llama_vocab(wr, n_vocab=VOCAB):
+    """Adds the vocabulary of vocab(n_vocab) and its tokenizer settings (llama.cpp's "llama" SPM
+    tokenizer: unk 0, BOS 1 added to every prompt, EOS 2) to a gguf.GGUFWriter."""
+    toks, scores, types = vocab(n_vocab)
+    wr.add_tokenizer_model("llama")
+    wr.add_tokenizer_pre("default")
+    wr.add_token_list(toks)
+    wr.add_token_scores(scores)
+    wr.add_token_types(types)
+    wr.add_unk_token_id(0)
+    wr.add_bos_token_id(1)
+    wr.add_eos_token_id(2)
+    wr.add_add_bos_token(True)
+    wr.add_add_eos_token(False)
 
 
 def main():
@@ -63,18 +81,7 @@ def main():
     wr.add_layer_norm_rms_eps(1e-5)
     wr.add_vocab_size(VOCAB)
     wr.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-
-    toks, scores, types = vocab()
-    wr.add_tokenizer_model("llama")
-    wr.add_tokenizer_pre("default")
-    wr.add_token_list(toks)
-    wr.add_token_scores(scores)
-    wr.add_token_types(types)
-    wr.add_unk_token_id(0)
-    wr.add_bos_token_id(1)
-    wr.add_eos_token_id(2)
-    wr.add_add_bos_token(True)
-    wr.add_add_eos_token(False)
+    add_llama_vocab(wr, VOCAB)
 
     kv = KV_HEADS * HEAD_DIM
     wr.add_tensor("token_embd.weight", w(VOCAB, HIDDEN))

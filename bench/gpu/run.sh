@@ -15,7 +15,8 @@
 #   mkdir -p .deps && cd .deps && apt-get download nlohmann-json3-dev libpcre2-dev libpcre2-8-0 \
 #     libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 libssl3 zlib1g libbrotli-dev libssl-dev zlib1g-dev \
 #     pkgconf pkgconf-bin libpkgconf3
-# Environment: BUILD (build dir, default build-gpu), CUDA_ARCH (default 90a), SKIP_SANITIZER=1.
+# Environment: BUILD (build dir, default build-gpu), CUDA_ARCH (default 90a), SKIP_SANITIZER=1,
+# BUILD_ONLY=1 (build, then stop).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -67,6 +68,7 @@ if ! cmake --build "$BUILD" -j "$(nproc)" --target squeeze gpu_vs_cpu >"$LOG/bui
   grep -E "error|Error" "$LOG/build.log" | head -40; note "build FAILED"; exit 1
 fi
 note "build: ok ($(( $(date +%s) - T0 )) s)"
+[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 BIN=$BUILD/bin
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}${LD_LIBRARY_PATH:+:}$LIBDIRS  # squeeze's own processes only below
 
@@ -83,6 +85,7 @@ run_check() {  # run_check LOGNAME command...: appends its RESULT lines to the s
 # ---- 3. kernels --------------------------------------------------------------------------------
 run_check kernels $BIN/gpu_vs_cpu kernels --threshold 1e-4
 run_check speed $BIN/gpu_vs_cpu speed
+run_check attention-speed $BIN/gpu_vs_cpu attention-speed --tokens 32768
 
 # ---- 4. models ---------------------------------------------------------------------------------
 HALF=/tmp/squeeze-half-models
@@ -120,6 +123,20 @@ if env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 -c "import gguf" 2>/dev/n
   done
   cmp -s "$LOG/run-tl4-f16-cuda.txt" "$LOG/run-tl4-f16-cpu.txt" && note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda == cpu(exact)" \
     || note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda differs from cpu(exact) (see run-tl4-f16-*.txt)"
+  # The fused decode operations (grouped products, GLU epilogue, quantizing norm, RoPE + KV write)
+  # compute what the separate ones do: the same greedy text with SQUEEZE_CUDA_FUSE=0.
+  for ty in q4_k q8_0 q6_k f16; do
+    for fu in 1 0; do
+      SQUEEZE_CUDA_FUSE=$fu $BIN/squeeze run -m $TL/tl4-$ty.gguf --device cuda -n 48 --temp 0 "Hello world" \
+        >"$LOG/run-tl4-$ty-fuse$fu.txt" 2>/dev/null
+    done
+    if [ -s "$LOG/run-tl4-$ty-fuse1.txt" ] && cmp -s "$LOG/run-tl4-$ty-fuse1.txt" "$LOG/run-tl4-$ty-fuse0.txt"; then
+      note "RESULT fusion tl4-$ty: greedy 48 tokens fused == unfused"
+    else
+      note "RESULT fusion tl4-$ty: greedy 48 tokens fused != unfused FAIL (see run-tl4-$ty-fuse*.txt)"; STATUS=1
+      head -c 300 "$LOG/run-tl4-$ty-fuse1.txt"; echo; head -c 300 "$LOG/run-tl4-$ty-fuse0.txt"; echo
+    fi
+  done
   # Decode over 640+ cached keys: the split-KV (FlashDecoding) attention path.
   run_check "tl4-f16-long" $BIN/gpu_vs_cpu model $TL/tl4-f16.gguf --threshold 1e-2 --kv f16 --tokens 704 --prefill 640 --threads "$(nproc)"
   # Timings: tg128 as weight GB/s (and its share of COPY_GBS, the H100's measured ~3000 GB/s

@@ -84,6 +84,13 @@ class Backend {
 
   // Stores the batch's K and V rows ([n_tokens][n_head_kv * head_dim]) at their positions.
   virtual void kv_write(KVCache& kv, int32_t layer, const float* k, const float* v, const TokenPlacement& tp) = 0;
+  // rope(q), rope(k), then kv_write(k, v): one call, so that a backend may do it in one pass.
+  virtual void rope_kv_write(KVCache& kv, int32_t layer, float* q, int64_t n_head, float* k, int64_t n_head_kv,
+                             const float* v, const TokenPlacement& tp, const RopeParams& rp) {
+    rope(q, n_head, tp, rp);
+    rope(k, n_head_kv, tp, rp);
+    kv_write(kv, layer, k, v, tp);
+  }
   // Causal (optionally windowed) attention of each token's query heads over its sequence's cached
   // keys 0..pos, computed tile by tile with an online softmax. q: [n_tokens][n_head * head_dim].
   virtual void attention(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,

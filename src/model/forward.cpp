@@ -83,9 +83,7 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
     const RopeParams rp{int32_t(d), swa && hp.arch == Arch::gemma3 ? hp.rope_base_swa : hp.rope_base,
                         swa && hp.arch == Arch::gemma3 ? 1.0f : hp.rope_freq_scale,
                         hp.rope_freq_factors.empty() ? nullptr : hp.rope_freq_factors.data(), hp.rope_neox};
-    be.rope(q_.data(), hp.n_head, tp, rp);
-    be.rope(k_.data(), hp.n_head_kv, tp, rp);
-    be.kv_write(kv, il, k_.data(), v_.data(), tp);
+    be.rope_kv_write(kv, il, q_.data(), hp.n_head, k_.data(), hp.n_head_kv, v_.data(), tp, rp);
     AttentionParams ap{il, hp.n_head, hp.n_head_kv, int32_t(d), hp.attn_scale, swa ? hp.sliding_window : 0};
     ap.scale_q = hp.arch == Arch::gemma3;  // llama.cpp scales Gemma 3's Q before attention
     ap.batch_invariant = batch.batch_invariant;

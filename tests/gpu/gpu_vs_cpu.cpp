@@ -13,8 +13,13 @@
 //       per position the relative error ||gpu - cpu|| / ||cpu|| of the logits and argmax agreement.
 //   gpu_vs_cpu speed
 //       timings of the matmul kernels (decode GB/s, prefill TFLOP/s) per weight type.
+//   gpu_vs_cpu attention-speed [--tokens CTX]
+//       decode attention at a context of CTX (default 32768) keys, batch 1 and 16 (Llama-3-8B's
+//       heads, F16 cache): KV bytes read per second against the device-to-device copy bandwidth.
 // Exit status 1 when an error is above the threshold (or a value is not finite), 2 on bad usage.
 // The last line of each check is "RESULT ..." for the summary table of bench/gpu/run.sh.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,6 +34,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "kv/kv_cache.h"
 #include "engine/sequence_runner.h"
 #include "model/model.h"
 #include "quant/dequantize.h"
@@ -86,6 +92,15 @@ std::vector<float> round_q8(const std::vector<float>& x) {
   return r;
 }
 
+// x rounded to the 16-bit weight type, as the decode products of F16 / BF16 weights (and the CPU
+// backend) take their activations.
+std::vector<float> round_half(const std::vector<float>& x, GGMLType type) {
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    r[i] = type == GGMLType::F16 ? f16_to_f32(f32_to_f16(x[i])) : bf16_to_f32(f32_to_bf16(x[i]));
+  return r;
+}
+
 int check_kernels(double threshold, double tc_threshold) {
   const GGMLType types[] = {GGMLType::F32,  GGMLType::F16,  GGMLType::BF16, GGMLType::Q4_0, GGMLType::Q4_1,
                             GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0, GGMLType::Q2_K, GGMLType::Q3_K,
@@ -126,7 +141,8 @@ int check_kernels(double threshold, double tc_threshold) {
         // Where the GPU rounds the activations to 8 bits, the reference multiplies the rounded
         // values, so the check bounds the kernel's own error.
         const bool q8 = cuda_matmul_quantizes_activations(type, sh.k, n);
-        const std::vector<float> xr = q8 ? round_q8(x) : x;
+        const bool half_x = !q8 && n <= 8 && (type == GGMLType::F16 || type == GGMLType::BF16);
+        const std::vector<float> xr = q8 ? round_q8(x) : half_x ? round_half(x, type) : x;
         std::vector<double> ref(size_t(n * sh.n_out));
         for (int64_t t = 0; t < n; ++t)
           for (int64_t o = 0; o < sh.n_out; ++o) {
@@ -221,6 +237,90 @@ int speed() {
   return 0;
 }
 
+// Device-to-device copy bandwidth as (bytes read + bytes written) / time, the median of 5 copies
+// of 2 GiB.
+double copy_bandwidth() {
+  const size_t bytes = size_t(2) << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) throw Error("cudaMalloc failed");
+  cudaMemset(a, 1, bytes);
+  std::vector<double> t;
+  for (int r = 0; r < 6; ++r) {
+    cudaDeviceSynchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaDeviceSynchronize();
+    if (r > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  cudaFree(a);
+  cudaFree(b);
+  std::sort(t.begin(), t.end());
+  return 2.0 * double(bytes) / t[t.size() / 2];
+}
+
+// Decode attention of a batch of B tokens, each of its own sequence at position ctx - 1, over L
+// layers in one step (so that the step's host work is small beside the GPU time).
+int attention_speed(int64_t ctx) {
+  const int32_t n_head = 32, n_kv = 8, d = 128, bs = 16;
+  const double copy = copy_bandwidth();
+  std::printf("RESULT attention copy bandwidth: %.0f GB/s (device-to-device, read + write)\n", copy / 1e9);
+  std::mt19937 rng(3);
+  for (int64_t batch : {int64_t(1), int64_t(16)}) {
+    const int32_t layers = batch == 1 ? 16 : 4;
+    KVGeometry g;
+    g.n_layers = layers;
+    g.n_kv_heads = n_kv;
+    g.head_dim = d;
+    g.block_size = bs;
+    g.n_blocks = int32_t(batch * ((ctx + bs - 1) / bs));
+    g.type = GGMLType::F16;
+    KVCache kv(g, cuda_memory());
+    {  // random halves in [-1, 1): a 64 MiB pattern repeated over K and V
+      std::vector<uint16_t> pat(size_t(32) << 20);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (auto& h : pat) h = f32_to_f16(u(rng));
+      const size_t total = kv.bytes() / 2, chunk = pat.size() * 2;
+      for (size_t off = 0; off < total; off += chunk) {
+        cuda_memory().from_host(kv.k_data() + off, pat.data(), std::min(chunk, total - off));
+        cuda_memory().from_host(kv.v_data() + off, pat.data(), std::min(chunk, total - off));
+      }
+    }
+    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
+    std::vector<const int32_t*> blocks(static_cast<size_t>(batch), nullptr);
+    std::vector<int32_t> pos(size_t(batch), int32_t(ctx - 1));
+    const int32_t per = int32_t((ctx + bs - 1) / bs);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int32_t i = 0; i < per; ++i) tables[size_t(b)].push_back(int32_t(b) * per + i);
+      blocks[size_t(b)] = tables[size_t(b)].data();
+    }
+    const TokenPlacement tp{pos.data(), blocks.data(), batch};
+    GpuArray q(size_t(batch * n_head * d)), out(size_t(batch * n_head * d));
+    q.upload(test::random_activations(batch * n_head * d, rng));
+    auto gpu = make_cuda_backend(0);
+    float probe;
+    auto step = [&] {
+      gpu->begin_batch();
+      for (int32_t l = 0; l < layers; ++l) {
+        AttentionParams ap{l, n_head, n_kv, d, 1.0f / std::sqrt(float(d)), 0};
+        gpu->attention(kv, ap, q.p, tp, out.p);
+      }
+    };
+    for (int r = 0; r < 3; ++r) step();  // graph captured by the second
+    cuda_memory().to_host(&probe, out.p, sizeof(float));
+    const int reps = 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) step();
+    cuda_memory().to_host(&probe, out.p, sizeof(float));
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / (reps * layers);
+    const double kv_bytes = double(batch) * double(ctx) * n_kv * d * 2 /*K, V*/ * 2 /*f16*/;
+    std::printf("RESULT attention decode ctx=%lld batch=%lld: %.1f us per layer, KV %.0f GB/s = %.0f%% of copy bandwidth%s\n",
+                (long long)ctx, (long long)batch, t * 1e6, kv_bytes / t / 1e9, 100.0 * kv_bytes / t / copy,
+                std::isfinite(probe) ? "" : " (output not finite: FAIL)");
+    if (!std::isfinite(probe)) return 1;
+  }
+  return 0;
+}
+
 struct Stats {
   double max_rel = 0;
   int argmax_agree = 0;
@@ -294,6 +394,7 @@ int check_model(const std::string& path, double threshold, GGMLType kv_type, int
   std::fprintf(stderr,
                "usage: gpu_vs_cpu kernels [--threshold X]\n"
                "       gpu_vs_cpu speed\n"
+               "       gpu_vs_cpu attention-speed [--tokens CTX]\n"
                "       gpu_vs_cpu model PATH [--threshold X] [--kv f32|f16] [--tokens N] [--prefill P] [--threads T]\n");
   std::exit(2);
 }
@@ -308,12 +409,13 @@ int main(int argc, char** argv) {
   GGMLType kv = GGMLType::F32;
   int64_t n_tokens = 80, prefill = 48;
   int threads = 8;
+  bool mode_tokens_set = false;
   int i = 2;
   if (mode == "model") {
     if (argc < 3) usage();
     path = argv[2];
     i = 3;
-  } else if (mode != "kernels" && mode != "speed") {
+  } else if (mode != "kernels" && mode != "speed" && mode != "attention-speed") {
     usage();
   }
   for (; i < argc; ++i) {
@@ -323,7 +425,7 @@ int main(int argc, char** argv) {
     if (a == "--threshold") threshold = std::atof(v.c_str());
     else if (a == "--tc-threshold") tc_threshold = std::atof(v.c_str());
     else if (a == "--kv") kv = v == "f16" ? GGMLType::F16 : GGMLType::F32;
-    else if (a == "--tokens") n_tokens = std::atoll(v.c_str());
+    else if (a == "--tokens") n_tokens = std::atoll(v.c_str()), mode_tokens_set = true;
     else if (a == "--prefill") prefill = std::atoll(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
     else usage();
@@ -332,6 +434,7 @@ int main(int argc, char** argv) {
     if (!cuda_available()) throw Error("no CUDA GPU");
     if (mode == "kernels") return check_kernels(threshold > 0 ? threshold : 1e-4, tc_threshold);
     if (mode == "speed") return speed();
+    if (mode == "attention-speed") return attention_speed(mode_tokens_set ? n_tokens : 32768);
     if (n_tokens < 1) usage();
     return check_model(path, threshold > 0 ? threshold : 1e-3, kv, n_tokens, prefill, threads);
   } catch (const std::exception& e) {

@@ -162,6 +162,7 @@ class CudaBackend final : public Backend {
     const size_t rb = row_bytes(w.type, k);
     const bool overlaps = y < x + n_tokens * k && x < y + n_tokens * n_out;
     MatmulGroup& g = group_;
+    if (!fuse_) close_group();
     if (g.open && (g.type != t || g.x != x || g.k != k || g.n_tokens != n_tokens || g.rb != rb ||
                    g.tg.n == cuda::MatvecTargets::kMax || overlaps))
       close_group();
@@ -193,8 +194,24 @@ class CudaBackend final : public Backend {
       tc = &tc_;
     }
     void* scratch = tc ? tc_.scratch : nullptr;
+    // The activations come straight from a norm (the op just queued, writing exactly x): that
+    // kernel writes them quantized too, and the product skips its quantize pass.
+    const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
+    const bool fused = fuse_ && q8 && last_norm_.index != SIZE_MAX && last_norm_.index + 1 == pending_.size() &&
+                       last_norm_.y == g.x &&
+                       last_norm_.rows == g.n_tokens && last_norm_.n == g.k;
+    if (fused) {
+      const NormOp nm = last_norm_;
+      auto* xq = static_cast<uint8_t*>(scratch);
+      pending_.back() = [=](cudaStream_t s) {
+        cuda::rms_norm(nm.x, nm.delta, nm.w, nm.w_offset, nm.rows, nm.n, nm.eps, nm.y, s, xq);
+      };
+      sig_.push_back(17);
+      sig_word(sig_, static_cast<const void*>(xq));
+      if (profile_) tags_.back() = "rms_norm+quantize";
+    }
+    last_norm_.index = SIZE_MAX;
     if (profile_) {
-      const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
       prof_name_ = fmt("matmul %s %s %lldx%lld%s", type_name(g.type),
                        g.n_tokens <= 8 ? (q8 ? "matvec-q8" : "matvec") : tc && tc_.handle ? "tc" : "gemm",
                        (long long)g.n_out_total, (long long)g.k, g.tg.n > 1 ? fmt(" (%d weights)", g.tg.n).c_str() : "");
@@ -204,9 +221,9 @@ class CudaBackend final : public Backend {
     const size_t rb = g.rb;
     const int64_t k = g.k, n = g.n_tokens;
     const float* x = g.x;
-    defer([=](cudaStream_t s) { cuda::matmul(t, tg, rb, k, x, n, s, tc); }, 1, t, rb, k, x, n, tg.n, tg.w[0], tg.w[1],
-          tg.w[2], tg.y[0], tg.y[1], tg.y[2], tg.n_out[0], tg.n_out[1], tg.n_out[2], static_cast<const void*>(tc),
-          static_cast<const void*>(scratch));
+    defer([=](cudaStream_t s) { cuda::matmul(t, tg, rb, k, x, n, s, tc, fused); }, 1, t, rb, k, x, n, tg.n, tg.glu,
+          tg.w[0], tg.w[1], tg.w[2], tg.y[0], tg.y[1], tg.y[2], tg.n_out[0], tg.n_out[1], tg.n_out[2],
+          static_cast<const void*>(tc), static_cast<const void*>(scratch), fused);
   }
 
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override {
@@ -228,17 +245,12 @@ class CudaBackend final : public Backend {
   void rms_norm(const float* x, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
                 float* y) override {
     // x is only read (the kernel writes x only when given a delta).
-    float* xx = const_cast<float*>(x);
-    const float* dw = host_floats(w, n);
-    defer([=](cudaStream_t s) { cuda::rms_norm(xx, nullptr, dw, w_offset, rows, n, eps, y, s); }, 4, xx, dw,
-          w_offset, rows, n, eps, y);
+    norm(const_cast<float*>(x), nullptr, w, w_offset, rows, n, eps, y);
   }
 
   void add_rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
                     float* y) override {
-    const float* dw = host_floats(w, n);
-    defer([=](cudaStream_t s) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s); }, 5, x, delta, dw,
-          w_offset, rows, n, eps, y);
+    norm(x, delta, w, w_offset, rows, n, eps, y);
   }
 
   void add(float* x, const float* y, int64_t n) override {
@@ -255,6 +267,17 @@ class CudaBackend final : public Backend {
     defer([=](cudaStream_t s) { cuda::softcap(x, c, n, s); }, 9, x, c, n);
   }
   void glu(const float* gate, const float* up, float* out, int64_t n, GluKind kind) override {
+    // Right after the gate and up products of a decode step (still an open group): the integer
+    // matvec applies the GLU in its epilogue.
+    MatmulGroup& g = group_;
+    if (fuse_ && g.open && g.tg.n == 2 && g.tg.glu == 0 && g.tg.y[0] == gate && g.tg.y[1] == up &&
+        g.tg.n_out[0] == g.tg.n_out[1] && n == g.n_tokens * g.tg.n_out[0] &&
+        cuda::matmul_glu_supported(g.type, g.k, g.n_tokens)) {
+      g.tg.glu = kind == GluKind::silu ? 1 : 2;
+      g.tg.y[0] = out;
+      close_group();
+      return;
+    }
     const bool silu = kind == GluKind::silu;
     defer([=](cudaStream_t s) { cuda::glu(gate, up, out, n, silu, s); }, 10, gate, up, out, n, silu);
   }
@@ -275,6 +298,22 @@ class CudaBackend final : public Backend {
     const cuda::DeviceKV dkv = device_kv(kv, layer);
     const cuda::DevicePlacement p = placement(tp, kv.geometry().block_size);
     defer([=](cudaStream_t s) { cuda::kv_write(dkv, k, v, p, s); }, 12, dkv, k, v, p);
+  }
+
+  void rope_kv_write(KVCache& kv, int32_t layer, float* q, int64_t n_head, float* k, int64_t n_head_kv,
+                     const float* v, const TokenPlacement& tp, const RopeParams& rp) override {
+    if (!fuse_) return Backend::rope_kv_write(kv, layer, q, n_head, k, n_head_kv, v, tp, rp);
+    check_kv(kv);
+    const KVGeometry& g = kv.geometry();
+    if (n_head_kv != g.n_kv_heads || rp.head_dim != g.head_dim)
+      throw Error("CUDA rope_kv_write: the KV cache geometry does not match the heads");
+    const cuda::DeviceKV dkv = device_kv(kv, layer);
+    const cuda::DevicePlacement p = placement(tp, g.block_size);
+    const float* ff = rp.freq_factors ? host_floats(rp.freq_factors, rp.head_dim / 2) : nullptr;
+    const float base = rp.base, fs = rp.freq_scale;
+    const bool neox = rp.neox;
+    defer([=](cudaStream_t s) { cuda::rope_kv_write(q, n_head, k, v, dkv, p, base, fs, ff, neox, s); }, 15, q, n_head,
+          k, v, dkv, p, base, fs, ff, neox);
   }
 
   void attention(const KVCache& kv, const AttentionParams& ap, const float* q, const TokenPlacement& tp,
@@ -305,14 +344,22 @@ class CudaBackend final : public Backend {
     if (max_keys <= kKeyBucket) max_keys = int32_t(std::bit_ceil(uint32_t(std::max(max_keys, 128))));
     else max_keys = (max_keys + kKeyBucket - 1) / kKeyBucket * kKeyBucket;
     const int64_t n_rest = int64_t(plan.rest.size());
-    const int32_t n_split = cuda::attention_splits(n_rest, ap.n_head, max_keys);
+    const bool grouped = flash_ && cuda::decode_attention_supported(dkv, ap.n_head);
+    const int32_t n_split = grouped ? cuda::decode_attention_splits(n_rest, g.n_kv_heads, max_keys)
+                                    : cuda::attention_splits(n_rest, ap.n_head, max_keys);
     float* partial = nullptr;
     if (n_split > 1)
       partial = static_cast<float*>(
           arena(size_t(tp.n_tokens) * size_t(ap.n_head) * size_t(n_split) * size_t(g.head_dim + 2) * sizeof(float)));
     const int32_t* list = plan.rest_list;
-    defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial, s); },
-          13, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
+    if (grouped)
+      defer([=](cudaStream_t s) { cuda::decode_attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
+                                                         partial, s); },
+            16, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
+    else
+      defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial,
+                                                  s); },
+            13, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
   }
 
  private:
@@ -325,6 +372,24 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     size_t bytes = 0;
   };
+
+  // An RMSNorm as queued; last_norm_.index: its place in pending_ (SIZE_MAX: none to fuse with).
+  struct NormOp {
+    size_t index = SIZE_MAX;
+    float* x = nullptr;
+    const float* delta = nullptr;
+    const float* w = nullptr;
+    float w_offset = 0, eps = 0;
+    int64_t rows = 0, n = 0;
+    float* y = nullptr;
+  };
+
+  void norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) {
+    const float* dw = host_floats(w, n);
+    defer([=](cudaStream_t s) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s); }, delta ? 5 : 4, x, delta,
+          dw, w_offset, rows, n, eps, y);
+    last_norm_ = NormOp{pending_.size() - 1, x, delta, dw, w_offset, eps, rows, n, y};
+  }
 
   // ---- deferred launches and graphs -------------------------------------------------------------
 
@@ -348,9 +413,9 @@ class CudaBackend final : public Backend {
   static std::string tag_name(int tag) {
     static const char* names[] = {"?",   "matmul", "get_rows", "gather_rows", "rms_norm", "add_rms_norm", "add",
                                   "add_bias", "scale", "softcap", "glu", "rope", "kv_write", "attention",
-                                  "flash_attention"};
+                                  "flash_attention", "rope_kv_write", "decode_attention"};
     if (tag == 100) return "h2d batch arrays";
-    return tag >= 0 && tag < 15 ? names[tag] : "?";
+    return tag >= 0 && tag < 17 ? names[tag] : "?";
   }
 
   void run_profiled() {
@@ -430,6 +495,7 @@ class CudaBackend final : public Backend {
     struct Clear {  // the pending list is spent however this ends
       CudaBackend* b;
       ~Clear() {
+        b->last_norm_.index = SIZE_MAX;
         b->pending_.clear();
         b->sig_.clear();
         b->tags_.clear();
@@ -658,6 +724,9 @@ class CudaBackend final : public Backend {
   std::unordered_map<const void*, std::pair<const int32_t*, int64_t>> batch_ints_;
   std::unordered_map<const void*, cuda::DevicePlacement> placements_;
   std::map<std::pair<const void*, bool>, AttentionPlan> plans_;
+  // SQUEEZE_CUDA_FUSE=0: every operation its own launch (no grouped products, no GLU epilogue,
+  // no quantizing norm, no fused RoPE + KV write), to check that the fused ones compute the same.
+  bool fuse_ = std::getenv("SQUEEZE_CUDA_FUSE") == nullptr || std::getenv("SQUEEZE_CUDA_FUSE")[0] != '0';
   bool flash_ = std::getenv("SQUEEZE_CUDA_FLASH") == nullptr || std::getenv("SQUEEZE_CUDA_FLASH")[0] != '0';
   // Deferred launches and their signature; graphs by signature hash.
   std::vector<std::function<void(cudaStream_t)>> pending_;
@@ -674,6 +743,7 @@ class CudaBackend final : public Backend {
     size_t rb = 0;
     cuda::MatvecTargets tg;
   } group_;
+  NormOp last_norm_;
   // SQUEEZE_CUDA_PROFILE
   bool profile_ = false, profile2_ = false;
   cudaEvent_t p2_ev_[2] = {nullptr, nullptr};

@@ -66,6 +66,9 @@ struct MatvecTargets {
   int64_t n_out[kMax] = {};
   unsigned first_block[kMax + 1] = {};  // set by the launcher
   int n = 0;
+  // 1 (SiLU) or 2 (GELU, tanh form): the two weights are gate and up and y[0] = act(gate) * up
+  // (decode products where matmul_glu_supported()).
+  int glu = 0;
 };
 
 // kernels_matmul.cu: y[t][o] = sum_k W[o][k] x[t][k]; W rows of row_bytes bytes, k % 8 == 0.
@@ -74,16 +77,33 @@ struct MatvecTargets {
 // prefill runs on tensor cores.
 void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
             int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc = nullptr);
+// x_quantized: tc->scratch already holds x quantized (rms_norm with xq), for the integer matvec.
 void matmul(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
-            cudaStream_t s, const TensorCores* tc = nullptr);
+            cudaStream_t s, const TensorCores* tc = nullptr, bool x_quantized = false);
 // Bytes of scratch a product needs (8-bit activations, or 16-bit ones and dequantized weight
 // rows for the tensor cores); 0: none.
 size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores);
+// Whether decode products of this type can apply a GLU in their epilogue (MatvecTargets::glu).
+bool matmul_glu_supported(GGMLType type, int64_t k, int64_t n_tokens);
 // Whether a product of n_tokens rounds its activations to 8 bits (quantize_q8x) first.
 bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens);
 
 // kernels_matvec_q8.cu: activations quantized to int8 blocks of 32 and integer dot products.
 __host__ __device__ inline size_t q8x_bytes(int64_t k) { return size_t(k) + size_t(k / 32) * 8; }
+#ifdef __CUDACC__
+// Element lane of 32-element block b of a row (the calling warp holds the block, one value per
+// lane) into the row's quantized form (row: q8x_bytes(k) bytes).
+__device__ __forceinline__ void quantize_block32(float v, int lane, uint8_t* row, int64_t k, int64_t b) {
+  float amax = fabsf(v);
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.0f;
+  const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
+  int sum = q;
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  reinterpret_cast<int8_t*>(row)[32 * b + lane] = int8_t(q);
+  if (lane == 0) reinterpret_cast<float2*>(row + k)[b] = make_float2(d, d * float(sum));
+}
+#endif
 bool matvec_q8_supported(GGMLType t);
 void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s);
 void matvec_q8(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const uint8_t* xq,
@@ -94,8 +114,9 @@ void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim
               float* out, cudaStream_t s);
 void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst, cudaStream_t s);
 // y = rms_norm(x) * (w + w_offset) per row; with delta, x += delta first (x written back).
+// With xq, y is also written quantized for the integer matvec (quantize_q8x's layout).
 void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
-              float* y, cudaStream_t s);
+              float* y, cudaStream_t s, uint8_t* xq = nullptr);
 void add(float* x, const float* y, int64_t n, cudaStream_t s);
 void add_bias(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t s);
 void scale(float* x, float c, int64_t n, cudaStream_t s);
@@ -104,6 +125,9 @@ void glu(const float* gate, const float* up, float* out, int64_t n, bool silu, c
 void rope(float* x, int64_t n_heads, const int32_t* pos, int64_t n_tokens, int32_t head_dim, float base,
           float freq_scale, const float* freq_factors, bool neox, cudaStream_t s);
 void kv_write(const DeviceKV& kv, const float* k, const float* v, const DevicePlacement& tp, cudaStream_t s);
+// rope(q), rope(k), kv_write(k, v) in one kernel (head_dim and KV heads from kv).
+void rope_kv_write(float* q, int64_t n_head, float* k, const float* v, const DeviceKV& kv, const DevicePlacement& tp,
+                   float base, float freq_scale, const float* freq_factors, bool neox, cudaStream_t s);
 
 // kernels_attention.cu: causal attention over the paged KV (window 0 = unlimited), online softmax.
 // attention_splits: into how many runs to split each query's keys (max_keys: the most keys a
@@ -114,6 +138,19 @@ int32_t attention_splits(int64_t n_tokens, int32_t n_head, int32_t max_keys);
 void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
                const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
                float* partial, cudaStream_t s);
+
+// Combines n_split partial results per (token, head) (the layout attention() writes).
+void attention_merge(const float* partial, const int32_t* list, int64_t n_tokens, int32_t n_head, int32_t head_dim,
+                     int32_t n_split, float* out, cudaStream_t s);
+
+// kernels_decode_attention.cu: the same attention for decode tokens, one block per (KV head,
+// token, split) serving the KV head's query heads together (F16 cache, head_dim 64/128/256,
+// 1/2/4/8 query heads per KV head). partial as for attention().
+bool decode_attention_supported(const DeviceKV& kv, int32_t n_head);
+int32_t decode_attention_splits(int64_t n_tokens, int32_t n_kv_heads, int32_t max_keys);
+void decode_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
+                      const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
+                      float* partial, cudaStream_t s);
 
 // kernels_flash_attention.cu: prefill attention on tensor cores (F16 cache, head_dim 64 or 128),
 // same semantics. tiles: n_tiles pairs (first batch token, count <= flash_tile_rows()) of

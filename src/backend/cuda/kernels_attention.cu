@@ -208,11 +208,13 @@ void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, 
   const size_t shared = size_t(kv.head_dim + 2 * kThreads) * sizeof(float);
   attention_kernel<<<grid, kThreads, shared, s>>>(kv, n_head, scale, window, q, tp, list, out, partial);
   check_launch("attention");
-  if (n_split > 1) {
-    merge_kernel<<<dim3(unsigned(n_head), unsigned(n_tokens)), 64, 0, s>>>(partial, list, n_head, kv.head_dim,
-                                                                          n_split, out);
-    check_launch("attention merge");
-  }
+  if (n_split > 1) attention_merge(partial, list, n_tokens, n_head, kv.head_dim, n_split, out, s);
+}
+
+void attention_merge(const float* partial, const int32_t* list, int64_t n_tokens, int32_t n_head, int32_t head_dim,
+                     int32_t n_split, float* out, cudaStream_t s) {
+  merge_kernel<<<dim3(unsigned(n_head), unsigned(n_tokens)), 64, 0, s>>>(partial, list, n_head, head_dim, n_split, out);
+  check_launch("attention merge");
 }
 
 }  // namespace squeeze::cuda

@@ -74,6 +74,34 @@ __global__ void rms_norm_kernel(float* x, const float* delta, const float* w, fl
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = (xr[i] * s) * (w[i] + w_offset);
 }
 
+// rms_norm_kernel that also writes y quantized as the integer matvec's activations (q8x_bytes(n)
+// per row; n % 32 == 0, blockDim.x a multiple of 32): warp w's lanes take the 32-element blocks
+// w, w + warps, ..., so each element is still read and written by one thread.
+__global__ void rms_norm_q8_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
+                                   float* y, uint8_t* xq) {
+  float* xr = x + int64_t(blockIdx.x) * n;
+  float* yr = y + int64_t(blockIdx.x) * n;
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = xr[i];
+    if (delta) {
+      v += delta[int64_t(blockIdx.x) * n + i];
+      xr[i] = v;
+    }
+    ss += double(v) * double(v);
+  }
+  ss = block_sum(ss);
+  const float s = 1.0f / sqrtf(float(ss / double(n)) + eps);
+  uint8_t* qrow = xq + size_t(blockIdx.x) * q8x_bytes(n);
+  const int lane = threadIdx.x & 31;
+  for (int64_t b = threadIdx.x >> 5; b < n / 32; b += blockDim.x >> 5) {
+    const int64_t i = 32 * b + lane;
+    const float v = (xr[i] * s) * (w[i] + w_offset);
+    yr[i] = v;
+    quantize_block32(v, lane, qrow, n, b);
+  }
+}
+
 // ---- pointwise -------------------------------------------------------------------------------
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
@@ -96,11 +124,6 @@ __global__ void softcap_kernel(float* x, float c, int64_t n) {
   if (i < n) x[i] = c * tanhf(x[i] / c);
 }
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
-__device__ __forceinline__ float gelu_tanh(float g) {
-  constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-}
 
 template <bool kSilu>
 __global__ void glu_kernel(const float* gate, const float* up, float* out, int64_t n) {
@@ -110,6 +133,17 @@ __global__ void glu_kernel(const float* gate, const float* up, float* out, int64
 
 // ---- RoPE ------------------------------------------------------------------------------------
 
+// cos and sin of pair i's angle at position pos (frequencies as Hugging Face computes them).
+__device__ __forceinline__ void rope_angle(int32_t i, int32_t d, float base, float freq_scale, const float* freq_factors,
+                                           int32_t pos, float& c, float& s) {
+  float inv = 1.0f / powf(base, float(2 * i) / float(d));
+  inv *= freq_scale;
+  if (freq_factors) inv /= freq_factors[i];
+  const float theta = float(pos) * inv;
+  c = float(cos(double(theta)));
+  s = float(sin(double(theta)));
+}
+
 // One thread per (token, head, pair). Pairs (i, i + d/2) for NEOX, (2i, 2i + 1) otherwise.
 __global__ void rope_kernel(float* x, int64_t n_heads, const int32_t* pos, int64_t n_tokens, int32_t d, float base,
                             float freq_scale, const float* freq_factors, bool neox) {
@@ -118,16 +152,48 @@ __global__ void rope_kernel(float* x, int64_t n_heads, const int32_t* pos, int64
   if (idx >= n_tokens * n_heads * half) return;
   const int32_t i = int32_t(idx % half);
   const int64_t th = idx / half, t = th / n_heads;
-  float inv = 1.0f / powf(base, float(2 * i) / float(d));
-  inv *= freq_scale;
-  if (freq_factors) inv /= freq_factors[i];
-  const float theta = float(pos[t]) * inv;
-  const float c = float(cos(double(theta))), s = float(sin(double(theta)));
+  float c, s;
+  rope_angle(i, d, base, freq_scale, freq_factors, pos[t], c, s);
   float* v = x + th * d;
   const int32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
   const float x0 = v[a], x1 = v[b];
   v[a] = x0 * c - x1 * s;
   v[b] = x0 * s + x1 * c;
+}
+
+__device__ __forceinline__ void kv_store(const DeviceKV& kv, uint8_t* base, size_t e, float v) {
+  if (kv.f16) reinterpret_cast<uint16_t*>(base)[e] = f2h(v);
+  else reinterpret_cast<float*>(base)[e] = v;
+}
+
+// rope_kernel over the query heads and the key heads of a token at once; a key thread also stores
+// its rotated pair, and the value elements of the same places, in the cache.
+__global__ void rope_kv_write_kernel(float* q, int64_t n_head, float* k, const float* v, DeviceKV kv, DevicePlacement tp,
+                                     float base, float freq_scale, const float* freq_factors, bool neox) {
+  const int32_t d = kv.head_dim, half = d / 2;
+  const int64_t heads = n_head + kv.n_kv_heads;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= tp.n_tokens * heads * half) return;
+  const int32_t i = int32_t(idx % half);
+  const int64_t th = idx / half, t = th / heads, h = th % heads;
+  const int32_t p = tp.pos[t];
+  float c, s;
+  rope_angle(i, d, base, freq_scale, freq_factors, p, c, s);
+  const int32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+  float* x = h < n_head ? q + (t * n_head + h) * d : k + (t * kv.n_kv_heads + (h - n_head)) * d;
+  const float x0 = x[a], x1 = x[b];
+  const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+  x[a] = r0;
+  x[b] = r1;
+  if (h < n_head) return;
+  const int64_t hk = h - n_head;
+  const int32_t block = tp.ids[tp.offs[t] + p / kv.block_size], slot = p % kv.block_size;
+  const size_t e = ((size_t(block) * kv.n_kv_heads + hk) * kv.block_size + slot) * d;
+  const float* vr = v + (t * kv.n_kv_heads + hk) * d;
+  kv_store(kv, kv.k, e + a, r0);
+  kv_store(kv, kv.k, e + b, r1);
+  kv_store(kv, kv.v, e + a, vr[a]);
+  kv_store(kv, kv.v, e + b, vr[b]);
 }
 
 // ---- KV cache write --------------------------------------------------------------------------
@@ -188,11 +254,16 @@ void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n
 }
 
 void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
-              float* y, cudaStream_t s) {
+              float* y, cudaStream_t s, uint8_t* xq) {
   if (rows <= 0) return;
   // Few rows (decode): wide blocks, so that each thread has few elements (one block per row).
   const int threads = rows <= 16 && n >= 2048 ? 1024 : n >= 1024 ? 256 : n >= 256 ? 128 : 32;
-  rms_norm_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y);
+  if (xq) {
+    if (n % 32 != 0) throw Error("CUDA rms_norm: quantized output needs rows of a multiple of 32");
+    rms_norm_q8_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y, xq);
+  } else {
+    rms_norm_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y);
+  }
   check_launch("rms_norm");
 }
 
@@ -234,6 +305,15 @@ void rope(float* x, int64_t n_heads, const int32_t* pos, int64_t n_tokens, int32
   rope_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, n_heads, pos, n_tokens, head_dim, base, freq_scale,
                                                             freq_factors, neox);
   check_launch("rope");
+}
+
+void rope_kv_write(float* q, int64_t n_head, float* k, const float* v, const DeviceKV& kv, const DevicePlacement& tp,
+                   float base, float freq_scale, const float* freq_factors, bool neox, cudaStream_t s) {
+  if (tp.n_tokens <= 0) return;
+  const int64_t n = tp.n_tokens * (n_head + kv.n_kv_heads) * (kv.head_dim / 2);
+  rope_kv_write_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(q, n_head, k, v, kv, tp, base, freq_scale,
+                                                                     freq_factors, neox);
+  check_launch("rope_kv_write");
 }
 
 void kv_write(const DeviceKV& kv, const float* k, const float* v, const DevicePlacement& tp, cudaStream_t s) {

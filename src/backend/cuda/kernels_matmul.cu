@@ -30,68 +30,132 @@ constexpr int kMatvecWarps = 4;        // rows per block
 constexpr int kMatvecMaxTokens = 4;    // tokens per pass
 constexpr int64_t kMatvecUpTo = 8;     // at most this many tokens use matvec
 
-// acc[t] += v . x[t][8g .. 8g + 8)
-template <int NT>
+// An activation as the CPU backend and the tensor-core path feed 16-bit weights: rounded to the
+// weight's type (round to nearest even in integer arithmetic: bf16 exactly; f16 exactly within
+// its normal range, which is where activations live), so that GPU and CPU products agree to the
+// order of summation. Other types take the activation as it is.
+template <GGMLType T>
+__device__ __forceinline__ float round_x(float v) {
+  if constexpr (T == GGMLType::BF16) {
+    uint32_t u = __float_as_uint(v);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return __uint_as_float(u & 0xffff0000u);
+  } else if constexpr (T == GGMLType::F16) {
+    uint32_t u = __float_as_uint(v);
+    u += 0xfffu + ((u >> 13) & 1u);
+    return __uint_as_float(u & 0xffffe000u);
+  } else {
+    return v;
+  }
+}
+
+// acc[t] += v . x[t][8g .. 8g + 8), in a fixed order of explicitly rounded operations (the same
+// bits for a row whatever the instantiation, so results do not depend on the batch).
+template <GGMLType T, int NT>
 __device__ __forceinline__ void dot8(const float v[8], const float* x, int64_t k, int64_t g, float acc[NT]) {
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     const float4* xp = reinterpret_cast<const float4*>(x + t * k) + 2 * g;
     const float4 a = xp[0], b = xp[1];
-    acc[t] += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y + v[6] * b.z + v[7] * b.w;
+    float s = __fmul_rn(v[0], round_x<T>(a.x));
+    s = __fmaf_rn(v[1], round_x<T>(a.y), s);
+    s = __fmaf_rn(v[2], round_x<T>(a.z), s);
+    s = __fmaf_rn(v[3], round_x<T>(a.w), s);
+    s = __fmaf_rn(v[4], round_x<T>(b.x), s);
+    s = __fmaf_rn(v[5], round_x<T>(b.y), s);
+    s = __fmaf_rn(v[6], round_x<T>(b.z), s);
+    s = __fmaf_rn(v[7], round_x<T>(b.w), s);
+    acc[t] = __fadd_rn(acc[t], s);
   }
 }
 
-template <GGMLType T, int NT>
+// One warp per weight row, kMatvecWarps rows per block; blocks are assigned to the targets' weights
+// in turn (tg.first_block). With kGlu (gate and up of one shape), a block takes 2 output rows:
+// warps 0-1 their gate rows, warps 2-3 their up rows, and writes act(gate) * up.
+template <GGMLType T, int NT, bool kGlu>
 __global__ void __launch_bounds__(32 * kMatvecWarps)
-    matvec_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t k, int64_t n_out,
-                  const float* __restrict__ x, float* __restrict__ y) {
+    matvec_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, const float* __restrict__ x) {
+  __shared__ float part[kMatvecWarps][NT];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t o = int64_t(blockIdx.x) * kMatvecWarps + warp;
-  if (o >= n_out) return;
-  const uint8_t* row = w + size_t(o) * row_bytes;
+  const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
+  const bool in2 = !kGlu && tg.n > 2 && blockIdx.x >= tg.first_block[2];
+  const uint8_t* w = kGlu ? (warp < 2 ? tg.w[0] : tg.w[1]) : in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0];
+  float* y = in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0];
+  const int64_t n_out = in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0];
+  const unsigned block = blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u);
+  const int64_t o = kGlu ? int64_t(block) * 2 + (warp & 1) : int64_t(block) * kMatvecWarps + warp;
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-  const int64_t groups = k / 8;
-  int64_t g = lane;
-  // Four groups per lane in flight: the weight loads are issued before any of them is used.
-  for (; g + 96 < groups; g += 128) {
-    float v[4][8];
+  if (o < n_out) {
+    const uint8_t* row = w + size_t(o) * row_bytes;
+    const int64_t groups = k / 8;
+    int64_t g = lane;
+    // Four groups per lane in flight: the weight loads are issued before any of them is used.
+    for (; g + 96 < groups; g += 128) {
+      float v[4][8];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) group8<T>(row, g + 32 * u, v[u]);
+      for (int u = 0; u < 4; ++u) group8<T>(row, g + 32 * u, v[u]);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) dot8<NT>(v[u], x, k, g + 32 * u, acc);
+      for (int u = 0; u < 4; ++u) dot8<T, NT>(v[u], x, k, g + 32 * u, acc);
+    }
+    for (; g < groups; g += 32) {
+      float v[8];
+      group8<T>(row, g, v);
+      dot8<T, NT>(v, x, k, g, acc);
+    }
   }
-  for (; g < groups; g += 32) {
-    float v[8];
-    group8<T>(row, g, v);
-    dot8<NT>(v, x, k, g, acc);
-  }
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const float sum = warp_sum(acc[t]);
-    if (lane == 0) y[t * n_out + o] = sum;
+  for (int t = 0; t < NT; ++t) acc[t] = warp_sum(acc[t]);
+  if constexpr (!kGlu) {
+    if (lane == 0 && o < n_out)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) y[t * n_out + o] = acc[t];
+  } else {
+    if (lane == 0)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) part[warp][t] = acc[t];
+    __syncthreads();
+    if (threadIdx.x < 2 * NT) {
+      const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+      const int64_t oo = int64_t(block) * 2 + r;
+      const float gate = part[r][t], up = part[2 + r][t];
+      if (oo < n_out) y[t * n_out + oo] = (tg.glu == 1 ? silu(gate) : gelu_tanh(gate)) * up;
+    }
   }
 }
 
-template <GGMLType T>
-void launch_matvec(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x, int64_t n_tokens,
-                   float* y, cudaStream_t s) {
-  const unsigned grid = blocks_for(n_out, kMatvecWarps);
+template <GGMLType T, bool kGlu>
+void launch_matvec(MatvecTargets tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens, cudaStream_t s) {
+  unsigned total = 0;
+  for (int i = 0; i < (kGlu ? 1 : tg.n); ++i) {
+    tg.first_block[i] = total;
+    total += blocks_for(tg.n_out[i], kGlu ? 2 : kMatvecWarps);
+  }
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kMatvecMaxTokens) {
     const int nt = int(std::min<int64_t>(kMatvecMaxTokens, n_tokens - t0));
     const float* xt = x + t0 * k;
-    float* yt = y + t0 * n_out;
+    MatvecTargets tt = tg;
+    for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
     switch (nt) {
-      case 1: matvec_kernel<T, 1><<<grid, 32 * kMatvecWarps, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      case 2: matvec_kernel<T, 2><<<grid, 32 * kMatvecWarps, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      case 3: matvec_kernel<T, 3><<<grid, 32 * kMatvecWarps, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
-      default: matvec_kernel<T, 4><<<grid, 32 * kMatvecWarps, 0, s>>>(w, row_bytes, k, n_out, xt, yt); break;
+      case 1: matvec_kernel<T, 1, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
+      case 2: matvec_kernel<T, 2, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
+      case 3: matvec_kernel<T, 3, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
+      default: matvec_kernel<T, 4, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
     }
     check_launch("matvec");
   }
 }
 
+template <GGMLType T>
+void launch_matvec(const MatvecTargets& tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
+                   cudaStream_t s) {
+  if constexpr (T == GGMLType::F16 || T == GGMLType::BF16) {
+    if (tg.glu) return launch_matvec<T, true>(tg, row_bytes, k, x, n_tokens, s);
+  }
+  if (tg.glu) throw Error("CUDA matmul: no GLU epilogue for this weight type");
+  launch_matvec<T, false>(tg, row_bytes, k, x, n_tokens, s);
+}
 
 // ---- prefill: shared-memory tiled GEMM ---------------------------------------------------------
 
@@ -276,7 +340,6 @@ void launch_tc(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, con
 template <GGMLType T>
 void launch(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x, int64_t n_tokens, float* y,
             cudaStream_t s, const TensorCores* tc) {
-  if (n_tokens <= kMatvecUpTo) return launch_matvec<T>(w, row_bytes, k, n_out, x, n_tokens, y, s);
 #ifdef SQUEEZE_HAVE_CUBLAS
   if (tc && tc->handle && matmul_tc_scratch(T, k, n_out, n_tokens) > 0) {
     if (tc->scratch_bytes < matmul_tc_scratch(T, k, n_out, n_tokens)) throw Error("CUDA matmul: scratch too small");
@@ -349,22 +412,40 @@ bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens) {
   return n_tokens <= kMatvecUpTo && k % 256 == 0 && matvec_q8_supported(type);
 }
 
+bool matmul_glu_supported(GGMLType type, int64_t k, int64_t n_tokens) {
+  return n_tokens <= kMatvecUpTo &&
+         (matmul_quantizes_activations(type, k, n_tokens) || type == GGMLType::F16 || type == GGMLType::BF16);
+}
+
 size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores) {
   if (matmul_quantizes_activations(type, k, n_tokens)) return size_t(n_tokens) * q8x_bytes(k);
   return tensor_cores ? matmul_tc_scratch(type, k, n_out, n_tokens) : 0;
 }
 
 void matmul(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
-            cudaStream_t s, const TensorCores* tc) {
+            cudaStream_t s, const TensorCores* tc, bool x_quantized) {
   if (n_tokens <= 0) return;
   if (k % 8 != 0) throw Error(fmt("CUDA matmul: row length %lld is not a multiple of 8", (long long)k));
   if (reinterpret_cast<uintptr_t>(x) % 16 != 0) throw Error("CUDA matmul: activations are not 16-byte aligned");
   if (matmul_quantizes_activations(type, k, n_tokens)) {
     if (!tc || tc->scratch_bytes < size_t(n_tokens) * q8x_bytes(k)) throw Error("CUDA matmul: scratch too small");
     auto* xq = static_cast<uint8_t*>(tc->scratch);
-    quantize_q8x(x, k, n_tokens, xq, s);
+    if (!x_quantized) quantize_q8x(x, k, n_tokens, xq, s);
     return matvec_q8(type, tg, row_bytes, k, xq, n_tokens, s);
   }
+  if (n_tokens <= kMatvecUpTo) {
+    switch (type) {
+#define SQZ_CASE(T) \
+  case GGMLType::T: return launch_matvec<GGMLType::T>(tg, row_bytes, k, x, n_tokens, s);
+      SQZ_CUDA_TYPES(SQZ_CASE)
+#undef SQZ_CASE
+      case kQ8_0R: return launch_matvec<kQ8_0R>(tg, row_bytes, k, x, n_tokens, s);
+      case kQ4_0R: return launch_matvec<kQ4_0R>(tg, row_bytes, k, x, n_tokens, s);
+      case kQ6_KR: return launch_matvec<kQ6_KR>(tg, row_bytes, k, x, n_tokens, s);
+      default: throw Error(fmt("CUDA matmul: no kernel for tensor type %s", type_name(type)));
+    }
+  }
+  if (tg.glu) throw Error("CUDA matmul: a GLU epilogue is for decode products only");
   for (int i = 0; i < tg.n; ++i) {
     const uint8_t* w = tg.w[i];
     const int64_t n_out = tg.n_out[i];

@@ -19,7 +19,9 @@
 // A block of 128 threads takes R rows per group of `lanes` threads (128, or 64 / 32 when the row
 // has fewer units), each thread loading its units of the R rows before using them; the group's
 // partial sums are added in shared memory. Several weights that share the activations (Q, K and
-// V; gate and up) run in one launch.
+// V; gate and up) run in one launch. The float arithmetic is written with explicit _rn
+// intrinsics: no FMA contraction left to the compiler, so every instantiation (tokens per pass,
+// rows, GLU epilogue) rounds a row the same way and results do not depend on the batch.
 #include <algorithm>
 
 #include "backend/cuda/dequant.cuh"
@@ -32,26 +34,14 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kMaxTokens = 4;  // tokens per pass
 
-__device__ __forceinline__ int warp_sum_int(int v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // One warp per 32-element block.
 __global__ void quantize_q8x_kernel(const float* __restrict__ x, int64_t k, int64_t n_blocks,
                                     uint8_t* __restrict__ out) {
   const int64_t b = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
   if (b >= n_blocks) return;
   const int64_t per_token = k / 32, t = b / per_token, j = b % per_token;
-  const float v = x[t * k + 32 * j + lane];
-  const float amax = warp_max(fabsf(v));
-  const float d = amax / 127.0f;
-  const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
-  const int sum = warp_sum_int(q);
-  uint8_t* row = out + size_t(t) * q8x_bytes(k);
-  reinterpret_cast<int8_t*>(row)[32 * j + lane] = int8_t(q);
-  if (lane == 0) reinterpret_cast<float2*>(row + k)[j] = make_float2(d, d * float(sum));
+  const int lane = threadIdx.x & 31;
+  quantize_block32(x[t * k + 32 * j + lane], lane, out + size_t(t) * q8x_bytes(k), k, j);
 }
 
 // Activation quants of elements [e, e + 16) as four words, and the {d, d*sum} of block e / 32.
@@ -89,7 +79,7 @@ struct Q8Unit<kQ8_0R> {
   }
   __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
     const int s = dot16(w.b, x16(xq, 32 * u + 16), dot16(w.a, x16(xq, 32 * u), 0));
-    return w.d * xds(xq, k, u).x * float(s);
+    return __fmul_rn(__fmul_rn(w.d, xds(xq, k, u).x), float(s));
   }
 };
 
@@ -110,7 +100,7 @@ struct Q8Unit<kQ4_0R> {
   __device__ static float dot(const W& w, const uint8_t* xq, int64_t k, int64_t u) {
     const int s = dot16(nibbles(w.q, 4), x16(xq, 32 * u + 16), dot16(nibbles(w.q, 0), x16(xq, 32 * u), 0));
     const float2 ds = xds(xq, k, u);
-    return w.d * (ds.x * float(s) - 8.0f * ds.y);
+    return __fmul_rn(w.d, __fmaf_rn(ds.x, float(s), -8.0f * ds.y));
   }
 };
 
@@ -155,7 +145,9 @@ struct Q8Unit<GGMLType::Q4_K> {
     const int s0 = dot16(nibbles(w.b, 0), x16(xq, e + 16), dot16(nibbles(w.a, 0), x16(xq, e), 0));
     const int s1 = dot16(nibbles(w.b, 4), x16(xq, e + 48), dot16(nibbles(w.a, 4), x16(xq, e + 32), 0));
     const float2 x0 = xds(xq, k, 2 * u), x1 = xds(xq, k, 2 * u + 1);
-    return w.d0 * x0.x * float(s0) - w.m0 * x0.y + w.d1 * x1.x * float(s1) - w.m1 * x1.y;
+    const float a = __fmaf_rn(__fmul_rn(w.d0, x0.x), float(s0), -__fmul_rn(w.m0, x0.y));
+    const float b = __fmaf_rn(__fmul_rn(w.d1, x1.x), float(s1), -__fmul_rn(w.m1, x1.y));
+    return __fadd_rn(a, b);
   }
 };
 
@@ -201,71 +193,84 @@ struct Q8Unit<kQ6_KR> {
     const int s3 = dot_part(w.lb, w.h, 4, 6, x16(xq, e + 96));
     const float sc0 = float(int8_t(w.sc & 0xffu)), sc1 = float(int8_t((w.sc >> 8) & 0xffu));
     const float sc2 = float(int8_t((w.sc >> 16) & 0xffu)), sc3 = float(int8_t(w.sc >> 24));
-    const float r = sc0 * xds(xq, k, xb).x * float(s0) + sc1 * xds(xq, k, xb + 1).x * float(s1) +
-                    sc2 * xds(xq, k, xb + 2).x * float(s2) + sc3 * xds(xq, k, xb + 3).x * float(s3);
-    return w.d * r;
+    float r = __fmul_rn(__fmul_rn(sc0, xds(xq, k, xb).x), float(s0));
+    r = __fmaf_rn(__fmul_rn(sc1, xds(xq, k, xb + 1).x), float(s1), r);
+    r = __fmaf_rn(__fmul_rn(sc2, xds(xq, k, xb + 2).x), float(s2), r);
+    r = __fmaf_rn(__fmul_rn(sc3, xds(xq, k, xb + 3).x), float(s3), r);
+    return __fmul_rn(w.d, r);
   }
 };
 
-template <GGMLType T, int NT, int R>
+// With kGlu, each group takes R rows of the gate (w[0]) and the same R rows of the up weight
+// (w[1]) and writes act(gate) * up to y[0].
+template <GGMLType T, int NT, int R, bool kGlu>
 __global__ void __launch_bounds__(kThreads)
     qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
   using Q = Q8Unit<T>;
-  __shared__ float red[kThreads / 32][NT * R];
+  constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
+  __shared__ float red[kThreads / 32][NT * RT];
   // Which weight this block serves (selected without indexing the parameter arrays, which would
   // copy them to local memory).
-  const bool in1 = tg.n > 1 && blockIdx.x >= tg.first_block[1], in2 = tg.n > 2 && blockIdx.x >= tg.first_block[2];
+  const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
+  const bool in2 = !kGlu && tg.n > 2 && blockIdx.x >= tg.first_block[2];
   const uint8_t* w = in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0];
   float* y = in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0];
   const int64_t n_out = in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0];
   const unsigned block = blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u);
   const int groups = kThreads / lanes, grp = threadIdx.x / lanes, li = threadIdx.x % lanes;
   const int64_t o0 = (int64_t(block) * groups + grp) * R;
-  const uint8_t* rows[R];
+  const uint8_t* rows[RT];
 #pragma unroll
-  for (int r = 0; r < R; ++r) rows[r] = w + size_t(o0 + r < n_out ? o0 + r : n_out - 1) * row_bytes;
-  float acc[NT][R];
+  for (int r = 0; r < RT; ++r) {
+    const int64_t o = o0 + r % R;
+    rows[r] = (kGlu && r >= R ? tg.w[1] : w) + size_t(o < n_out ? o : n_out - 1) * row_bytes;
+  }
+  float acc[NT][RT];
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int r = 0; r < R; ++r) acc[t][r] = 0.0f;
+    for (int r = 0; r < RT; ++r) acc[t][r] = 0.0f;
   const int64_t n_units = k / Q::kElems;
   const size_t x_stride = q8x_bytes(k);
   for (int64_t u = li; u < n_units; u += lanes) {
-    typename Q::W w[R];
+    typename Q::W wu[RT];
 #pragma unroll
-    for (int r = 0; r < R; ++r) Q::load(rows[r], u, w[r]);
+    for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wu[r]);
 #pragma unroll
     for (int t = 0; t < NT; ++t)
 #pragma unroll
-      for (int r = 0; r < R; ++r) acc[t][r] += Q::dot(w[r], xq + t * x_stride, k, u);
+      for (int r = 0; r < RT; ++r) acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wu[r], xq + t * x_stride, k, u));
   }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < RT; ++r) {
       const float v = warp_sum(acc[t][r]);
-      if (lane == 0) red[warp][t * R + r] = v;
+      if (lane == 0) red[warp][t * RT + r] = v;
     }
   __syncthreads();
   const int warps_per_group = lanes / 32;
   if (threadIdx.x < groups * NT * R) {
     const int g = threadIdx.x / (NT * R), tr = threadIdx.x % (NT * R), t = tr / R, r = tr % R;
-    float v = 0.0f;
-    for (int i = 0; i < warps_per_group; ++i) v += red[g * warps_per_group + i][tr];
+    float v = 0.0f, up = 0.0f;
+    for (int i = 0; i < warps_per_group; ++i) {
+      v += red[g * warps_per_group + i][t * RT + r];
+      if (kGlu) up += red[g * warps_per_group + i][t * RT + R + r];
+    }
+    if (kGlu) v = (tg.glu == 1 ? silu(v) : gelu_tanh(v)) * up;
     const int64_t o = (int64_t(block) * groups + g) * R + r;
     if (o < n_out) y[t * n_out + o] = v;
   }
 }
 
-template <GGMLType T, int R>
+template <GGMLType T, int R, bool kGlu>
 void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
   const int64_t n_units = k / Q8Unit<T>::kElems;
   const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
   const int rows_per_block = (kThreads / lanes) * R;
   unsigned total = 0;
-  for (int i = 0; i < tg.n; ++i) {
+  for (int i = 0; i < (kGlu ? 1 : tg.n); ++i) {
     tg.first_block[i] = total;
     total += blocks_for(tg.n_out[i], rows_per_block);
   }
@@ -275,13 +280,20 @@ void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* x
     for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
     const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
     switch (nt) {
-      case 1: qmv8_kernel<T, 1, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      case 2: qmv8_kernel<T, 2, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      case 3: qmv8_kernel<T, 3, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      default: qmv8_kernel<T, 4, R><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 1: qmv8_kernel<T, 1, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 2: qmv8_kernel<T, 2, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 3: qmv8_kernel<T, 3, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      default: qmv8_kernel<T, 4, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
     }
     check_launch("qmv8");
   }
+}
+
+template <GGMLType T, int R>
+void launch_qmv8(const MatvecTargets& tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens,
+                 cudaStream_t s) {
+  if (tg.glu) return launch_qmv8<T, (R > 2 ? R / 2 : R), true>(tg, row_bytes, k, xq, n_tokens, s);
+  launch_qmv8<T, R, false>(tg, row_bytes, k, xq, n_tokens, s);
 }
 
 }  // namespace
@@ -299,6 +311,7 @@ void matvec_q8(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t
                int64_t n_tokens, cudaStream_t s) {
   if (tg.n < 1 || tg.n > MatvecTargets::kMax) throw Error("CUDA matvec_q8: bad number of weights");
   if (k % 256 != 0) throw Error("CUDA matvec_q8: row length is not a multiple of 256");
+  if (tg.glu && (tg.n != 2 || tg.n_out[0] != tg.n_out[1])) throw Error("CUDA matvec_q8: GLU needs gate and up of one shape");
   switch (type) {
     case kQ8_0R: return launch_qmv8<kQ8_0R, 2>(tg, row_bytes, k, xq, n_tokens, s);
     case kQ4_0R: return launch_qmv8<kQ4_0R, 4>(tg, row_bytes, k, xq, n_tokens, s);
