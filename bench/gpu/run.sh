@@ -199,7 +199,18 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; t
   run_check memcheck-kernels compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu kernels --threshold 1e-4
   run_check memcheck-gemma3 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu model tests/fixtures/tiny/gemma3 --tokens 300 --prefill 260 --kv f16
   run_check racecheck-llama_gqa compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_vs_cpu model tests/fixtures/tiny/llama_gqa --tokens 300 --prefill 260
-  for f in memcheck-kernels memcheck-gemma3 racecheck-llama_gqa; do
+  # The F16-cache kernels (tensor-core prefill attention, grouped decode attention) and the fused
+  # decode operations (quantizing norm, integer and F16 matvec with GLU epilogue, RoPE + KV write),
+  # on the 4-layer TinyLlama-shaped models (head_dim 64).
+  SAN=(memcheck-kernels memcheck-gemma3 racecheck-llama_gqa)
+  for ty in f16 q4_k; do
+    if [ -f /tmp/squeeze-tl/tl4-$ty.gguf ]; then
+      run_check memcheck-tl4-$ty compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu model /tmp/squeeze-tl/tl4-$ty.gguf --threshold 1.5e-1 --kv f16 --tokens 80 --prefill 64 --threads "$(nproc)"
+      run_check racecheck-tl4-$ty compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_vs_cpu model /tmp/squeeze-tl/tl4-$ty.gguf --threshold 1.5e-1 --kv f16 --tokens 80 --prefill 64 --threads "$(nproc)"
+      SAN+=(memcheck-tl4-$ty racecheck-tl4-$ty)
+    fi
+  done
+  for f in "${SAN[@]}"; do
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$LOG/$f.log" | tail -1 | sed "s/^/RESULT $f: /" >>"$SUMMARY"
   done
 fi

@@ -84,6 +84,14 @@ class Backend {
 
   // Stores the batch's K and V rows ([n_tokens][n_head_kv * head_dim]) at their positions.
   virtual void kv_write(KVCache& kv, int32_t layer, const float* k, const float* v, const TokenPlacement& tp) = 0;
+  // The index of each row's largest value (the lowest index on ties; NaN never chosen; a row of
+  // -inf / NaN only gives 0), written to host memory: greedy sampling without copying the rows
+  // (the logits) off the device. x: rows of n floats in memory(). Returns false when the backend
+  // has no such operation (the caller then reads the rows itself).
+  virtual bool argmax_rows(const float* x, int64_t rows, int64_t n, int32_t* out_host) {
+    (void)x, (void)rows, (void)n, (void)out_host;
+    return false;
+  }
   // rope(q), rope(k), then kv_write(k, v): one call, so that a backend may do it in one pass.
   virtual void rope_kv_write(KVCache& kv, int32_t layer, float* q, int64_t n_head, float* k, int64_t n_head_kv,
                              const float* v, const TokenPlacement& tp, const RopeParams& rp) {

@@ -82,6 +82,10 @@ void Engine::sample_next(Sequence& s, std::span<float> logits) {
   } else {
     tok = s.sampler.sample(logits, s.tokens);
   }
+  accept_token(s, tok);
+}
+
+void Engine::accept_token(Sequence& s, int32_t tok) {
   s.tokens.push_back(tok);
   if (!s.ignore_eos && tokenizer_ && tokenizer_->is_eog(tok)) finish(s, FinishReason::stop);
   else if (s.n_generated() >= s.max_new_tokens) finish(s, FinishReason::length);
@@ -150,11 +154,20 @@ bool Engine::step() {
     for (int32_t p = s.n_cached; p < end; ++p) batch_.add(s.tokens[size_t(p)], p, s.table, wants_logits && p == end - 1);
     if (wants_logits) sampling.push_back(&s);
   }
-  model_.forward(backend_, batch_, kv_, logits_);
+  // When every row is plain greedy (no logprobs, no samples to fork), only the argmax of each
+  // row comes back from the device, not the logits.
+  bool greedy = !sampling.empty();
+  for (const Sequence* s : sampling)
+    greedy = greedy && s->sampler.plain_greedy() && s->n_logprobs < 0 && s->fork_children.empty();
+  model_.forward(backend_, batch_, kv_, logits_, greedy ? &argmax_ : nullptr);
 
   for (const ScheduledChunk& c : plan) {
     c.seq->n_cached += c.n_tokens;
     cache_full_blocks(*c.seq);
+  }
+  if (greedy && argmax_.size() == sampling.size()) {
+    for (size_t i = 0; i < sampling.size(); ++i) accept_token(*sampling[i], argmax_[i]);
+    return true;
   }
   const int64_t n_vocab = model_.hparams().n_vocab;
   for (size_t i = 0; i < sampling.size(); ++i) {

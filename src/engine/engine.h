@@ -69,6 +69,8 @@ class Engine {
   void finish(Sequence& s, FinishReason why);
   void cache_full_blocks(Sequence& s);
   void sample_next(Sequence& s, std::span<float> logits);
+  // Appends a sampled token and finishes the sequence at a stop token or its length limit.
+  void accept_token(Sequence& s, int32_t tok);
   void fork_children(Sequence& parent, std::span<const float> logits);
 
   Model& model_;
@@ -83,6 +85,7 @@ class Engine {
   int64_t next_id_ = 1;
   Batch batch_;
   std::vector<float> logits_, row_copy_;
+  std::vector<int32_t> argmax_;  // the rows' argmax when the device computed it (plain greedy)
   std::vector<float> sample_scratch_;  // the sampler's copy of a row whose raw logprobs are kept
 };
 

@@ -33,6 +33,12 @@ class Sampler {
   int32_t sample(std::span<float> logits, std::span<const int32_t> history);
 
   const SamplingParams& params() const { return params_; }
+  // Plain greedy: the argmax of the raw logits (no temperature, no penalties), which the engine
+  // may take from the device without reading the logits.
+  bool plain_greedy() const {
+    return !(params_.temperature > 0.0f) && params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
+           params_.frequency_penalty == 0.0f;
+  }
   uint64_t seed() const { return seed_; }  // the seed actually used
 
  private:

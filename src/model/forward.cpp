@@ -28,7 +28,9 @@ KVGeometry Model::kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_siz
 }
 
 
-void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits) {
+void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits,
+                    std::vector<int32_t>* argmax) {
+  if (argmax) argmax->clear();
   const HParams& hp = hparams();
   const ModelWeights& W = weights_;
   const int64_t T = batch.size(), H = hp.n_embd, d = hp.head_dim;
@@ -119,7 +121,13 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
   }
   be.matmul(*W.output, sel_.data(), R, out);
   if (hp.final_logit_softcap > 0) be.softcap(out, hp.final_logit_softcap, R * hp.n_vocab);
-  if (!mem.is_host()) mem.to_host(logits.data(), out, size_t(R) * size_t(hp.n_vocab) * sizeof(float));
+  if (mem.is_host()) return;
+  if (argmax) {
+    argmax->resize(size_t(R));
+    if (be.argmax_rows(out, R, hp.n_vocab, argmax->data())) return;
+    argmax->clear();
+  }
+  mem.to_host(logits.data(), out, size_t(R) * size_t(hp.n_vocab) * sizeof(float));
 }
 
 }  // namespace squeeze

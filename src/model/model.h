@@ -28,7 +28,11 @@ class Model {
   // Runs the batch on be: writes its tokens' K/V into kv (their block tables must cover their
   // positions; kv lives in be.memory()) and returns logits [batch.logit_rows.size()][n_vocab]
   // in logits (host memory).
-  void forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits);
+  // With argmax (greedy sampling of every row) and a backend that can (Backend::argmax_rows), the
+  // logits stay on the device and *argmax receives each row's argmax instead; otherwise argmax is
+  // left empty and logits are filled.
+  void forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits,
+               std::vector<int32_t>* argmax = nullptr);
 
  private:
   std::unique_ptr<ModelFile> file_;

@@ -1,5 +1,8 @@
 #include "server/http_server.h"
 
+// A burst of clients connecting at once (a benchmark's 128 concurrent requests) overflows
+// httplib's default accept backlog of 5, and the kernel may then refuse connections.
+#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
 
 #include <algorithm>

@@ -101,6 +101,47 @@ std::vector<float> round_half(const std::vector<float>& x, GGMLType type) {
   return r;
 }
 
+// Backend::argmax_rows on the GPU against a plain scan (first index of the largest value, NaN
+// skipped, 0 for a row without a number): random rows, a tie, NaNs, a row of -inf, a row of NaN.
+int check_argmax(std::mt19937& rng) {
+  const int64_t rows = 7, n = 128256;
+  std::vector<float> x = test::random_activations(rows * n, rng);
+  x[size_t(1 * n + 5000)] = 9.0f;  // row 1: a tie, the first wins
+  x[size_t(1 * n + 90000)] = 9.0f;
+  x[size_t(2 * n + 7)] = kNaN;     // row 2: NaN beside the maximum
+  x[size_t(2 * n + 100)] = 50.0f;
+  for (int64_t i = 0; i < n; ++i) x[size_t(3 * n + i)] = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) x[size_t(4 * n + i)] = kNaN;
+  x[size_t(5 * n + n - 1)] = 1e30f;  // row 5: the last element
+  auto gpu = make_cuda_backend(0);
+  GpuArray dx(x.size());
+  dx.upload(x);
+  std::vector<int32_t> got(size_t(rows), -1);
+  gpu->begin_batch();
+  const bool ok_call = gpu->argmax_rows(dx.p, rows, n, got.data());
+  int bad = ok_call ? 0 : 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t want = 0;
+    float best = -std::numeric_limits<float>::infinity();
+    bool any = false;
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[size_t(r * n + i)];
+      if (v > best || (!any && v == best)) {
+        best = v;
+        want = int32_t(i);
+        any = true;
+      }
+    }
+    if (got[size_t(r)] != want) {
+      std::printf("  FAIL argmax row %lld: gpu %d, expected %d\n", (long long)r, got[size_t(r)], want);
+      ++bad;
+    }
+  }
+  std::printf("RESULT kernel argmax_rows %lld rows of %lld (ties, NaN, -inf, NaN-only rows) %s\n", (long long)rows,
+              (long long)n, bad ? "FAIL" : "ok");
+  return bad ? 1 : 0;
+}
+
 int check_kernels(double threshold, double tc_threshold) {
   const GGMLType types[] = {GGMLType::F32,  GGMLType::F16,  GGMLType::BF16, GGMLType::Q4_0, GGMLType::Q4_1,
                             GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::Q8_0, GGMLType::Q2_K, GGMLType::Q3_K,
@@ -195,6 +236,7 @@ int check_kernels(double threshold, double tc_threshold) {
     std::printf("RESULT kernel matmul %-5s gpu_vs_ref=%.2e tensor_cores_vs_ref=%.2e cpu_exact_vs_ref=%.2e get_rows=%.2e %s\n",
                 type_name(type), worst, worst_tc, worst_cpu, worst_rows, ok ? "ok" : "FAIL");
   }
+  failures += check_argmax(rng);
   return failures ? 1 : 0;
 }
 

@@ -237,6 +237,14 @@ class CudaBackend final : public Backend {
     defer([=](cudaStream_t s) { cuda::get_rows(t, wd, rb, dim, dids, n, out, s); }, 2, t, wd, rb, dim, dids, n, out);
   }
 
+  bool argmax_rows(const float* x, int64_t rows, int64_t n, int32_t* out_host) override {
+    if (rows <= 0) return true;
+    auto* d = static_cast<int32_t*>(arena(size_t(rows) * sizeof(int32_t)));
+    defer([=](cudaStream_t s) { cuda::argmax_rows(x, rows, n, d, s); }, 18, x, rows, n, d);
+    cuda_memory().to_host(out_host, d, size_t(rows) * sizeof(int32_t));  // runs the step
+    return true;
+  }
+
   void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) override {
     const int32_t* drows = batch_ints(rows, n);
     defer([=](cudaStream_t s) { cuda::gather_rows(src, width, drows, n, dst, s); }, 3, src, width, drows, n, dst);
@@ -413,9 +421,9 @@ class CudaBackend final : public Backend {
   static std::string tag_name(int tag) {
     static const char* names[] = {"?",   "matmul", "get_rows", "gather_rows", "rms_norm", "add_rms_norm", "add",
                                   "add_bias", "scale", "softcap", "glu", "rope", "kv_write", "attention",
-                                  "flash_attention", "rope_kv_write", "decode_attention"};
+                                  "flash_attention", "rope_kv_write", "decode_attention", "?", "argmax_rows"};
     if (tag == 100) return "h2d batch arrays";
-    return tag >= 0 && tag < 17 ? names[tag] : "?";
+    return tag >= 0 && tag < 19 ? names[tag] : "?";
   }
 
   void run_profiled() {

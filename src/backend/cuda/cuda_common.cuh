@@ -25,6 +25,34 @@ void run_flush_hooks();
 
 #define SQZ_CUDA(call) ::squeeze::cuda::check((call), #call)
 
+// Programmatic dependent launch (Hopper): a kernel launched with launch_pdl() may be scheduled
+// while the kernel before it in the stream is still finishing, so the launch latency between the
+// many small kernels of a decode step overlaps the previous kernel's tail. Such a kernel starts
+// with pdl_start(): it waits there until the previous grid has completed and its writes are
+// visible (nothing is read or written before), then lets the next kernel be scheduled in turn.
+// SQUEEZE_CUDA_PDL=0 turns it off (plain launches).
+__device__ __forceinline__ void pdl_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+bool pdl_enabled();
+template <class... P, class... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  check(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...), "kernel launch");
+}
+
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }

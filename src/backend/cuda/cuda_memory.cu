@@ -3,6 +3,8 @@
 // on the backend's (blocking) stream, so a copy always sees the results of earlier kernels.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <mutex>
 #include <utility>
@@ -90,6 +92,33 @@ class CudaMemory final : public DeviceMemory {
 };
 
 }  // namespace
+
+namespace cuda {
+
+namespace {
+__global__ void pdl_probe_kernel() {}
+}  // namespace
+
+// On when the GPU and the code built for it are Hopper or newer (the kernels' pdl_start() waits
+// only in sm_90+ code: code built for an older architecture must not be launched early).
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("SQUEEZE_CUDA_PDL");
+    if (e && e[0] == '0') return false;
+    int dev = 0, major = 0;
+    cudaFuncAttributes fa{};
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaFuncGetAttributes(&fa, pdl_probe_kernel) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major >= 9 && fa.binaryVersion >= 90 && fa.ptxVersion >= 90;
+  }();
+  return on;
+}
+
+}  // namespace cuda
 
 DeviceMemory& cuda_memory() {
   static CudaMemory m;

@@ -64,6 +64,7 @@ __device__ __forceinline__ size_t key_row(const DeviceKV& kv, const int32_t* tab
 __global__ void __launch_bounds__(kThreads)
     attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* q, DevicePlacement tp,
                      const int32_t* list, float* out, float* partial) {
+  pdl_start();
   extern __shared__ float shared[];
   const int d = kv.head_dim;
   float* qs = shared;         // [d]
@@ -159,26 +160,40 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Combines the S partial results of each (head, token): out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+// The splits' (m, l) are read by the block's threads together (not one after another), the
+// weights e^(m_s - M) kept in shared memory; each thread then sums its dimensions over the splits.
+constexpr int kMaxSplits = 128;
 __global__ void merge_kernel(const float* partial, const int32_t* list, int32_t n_head, int32_t d, int32_t n_split,
                              float* out) {
+  pdl_start();
+  __shared__ float ms[kMaxSplits], ws[kMaxSplits];
+  __shared__ float inv_l;
   const int h = int(blockIdx.x);
   const int64_t t = list ? list[blockIdx.y] : blockIdx.y;
   const float* rec = partial + (t * n_head + h) * n_split * size_t(d + 2);
-  float mx = -INFINITY;
-  for (int s = 0; s < n_split; ++s) mx = fmaxf(mx, rec[s * size_t(d + 2)]);
-  float l = 0.0f;
-  for (int s = 0; s < n_split; ++s) {
-    const float* r = rec + s * size_t(d + 2);
-    if (r[1] > 0.0f) l += r[1] * expf(r[0] - mx);
+  for (int sp = threadIdx.x; sp < n_split; sp += blockDim.x) {
+    const float* r = rec + sp * size_t(d + 2);
+    ms[sp] = r[1] > 0.0f ? r[0] : -INFINITY;  // an empty split has l = 0
+    ws[sp] = r[1];
   }
-  const float inv = 1.0f / l;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float mx = -INFINITY;
+    for (int sp = 0; sp < n_split; ++sp) mx = fmaxf(mx, ms[sp]);
+    float l = 0.0f;
+    for (int sp = 0; sp < n_split; ++sp) {
+      const float f = ws[sp] > 0.0f ? expf(ms[sp] - mx) : 0.0f;
+      l += ws[sp] * f;
+      ms[sp] = f;  // from here on: the split's weight
+    }
+    inv_l = 1.0f / l;
+  }
+  __syncthreads();
   for (int i = threadIdx.x; i < d; i += blockDim.x) {
     float a = 0.0f;
-    for (int s = 0; s < n_split; ++s) {
-      const float* r = rec + s * size_t(d + 2);
-      if (r[1] > 0.0f) a += r[2 + i] * expf(r[0] - mx);
-    }
-    out[(t * n_head + h) * d + i] = a * inv;
+    for (int sp = 0; sp < n_split; ++sp)
+      if (ms[sp] != 0.0f) a += rec[sp * size_t(d + 2) + 2 + i] * ms[sp];
+    out[(t * n_head + h) * d + i] = a * inv_l;
   }
 }
 
@@ -206,14 +221,15 @@ void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, 
   n_split = std::max(1, n_split);
   const dim3 grid{unsigned(n_head), unsigned(n_tokens), unsigned(n_split)};
   const size_t shared = size_t(kv.head_dim + 2 * kThreads) * sizeof(float);
-  attention_kernel<<<grid, kThreads, shared, s>>>(kv, n_head, scale, window, q, tp, list, out, partial);
+  launch_pdl(attention_kernel, dim3(grid), dim3(kThreads), shared, s, kv, n_head, scale, window, q, tp, list, out, partial);
   check_launch("attention");
   if (n_split > 1) attention_merge(partial, list, n_tokens, n_head, kv.head_dim, n_split, out, s);
 }
 
 void attention_merge(const float* partial, const int32_t* list, int64_t n_tokens, int32_t n_head, int32_t head_dim,
                      int32_t n_split, float* out, cudaStream_t s) {
-  merge_kernel<<<dim3(unsigned(n_head), unsigned(n_tokens)), 64, 0, s>>>(partial, list, n_head, head_dim, n_split, out);
+  if (n_split > kMaxSplits) throw Error(fmt("CUDA attention: %d splits, at most %d", n_split, kMaxSplits));
+  launch_pdl(merge_kernel, dim3(unsigned(n_head), unsigned(n_tokens)), dim3(128), 0, s, partial, list, n_head, head_dim, n_split, out);
   check_launch("attention merge");
 }
 

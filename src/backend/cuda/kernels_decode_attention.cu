@@ -68,6 +68,7 @@ template <int D, int G>
 __global__ void __launch_bounds__(32 * kWarps)
     decode_attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* __restrict__ q,
                             DevicePlacement tp, const int32_t* list, float* __restrict__ out, float* partial) {
+  pdl_start();
   constexpr int DL = D / 32;            // dimensions per lane
   constexpr int VB = DL == 8 ? 8 : 16;  // V rows loaded together
   using VRow = VWords<DL>;
@@ -210,10 +211,10 @@ template <int D>
 void launch_d(int g, dim3 grid, const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
               const DevicePlacement& tp, const int32_t* list, float* out, float* partial, cudaStream_t s) {
   switch (g) {
-    case 1: decode_attention_kernel<D, 1><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, list, out, partial); break;
-    case 2: decode_attention_kernel<D, 2><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, list, out, partial); break;
-    case 4: decode_attention_kernel<D, 4><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, list, out, partial); break;
-    default: decode_attention_kernel<D, 8><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, list, out, partial); break;
+    case 1: launch_pdl(decode_attention_kernel<D, 1>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
+    case 2: launch_pdl(decode_attention_kernel<D, 2>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
+    case 4: launch_pdl(decode_attention_kernel<D, 4>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
+    default: launch_pdl(decode_attention_kernel<D, 8>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
   }
 }
 

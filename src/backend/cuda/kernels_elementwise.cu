@@ -2,6 +2,8 @@
 // kernel is small and does one thing; the arithmetic follows the CPU backend's exact numerics
 // (backend/cpu/cpu_backend.cpp): RMSNorm sums squares in double, RoPE frequencies are computed as
 // Hugging Face does (base^(-2i/d) in float, cos/sin in double), GELU is the tanh form in float.
+#include <climits>
+
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -16,6 +18,7 @@ constexpr int kThreads = 256;
 template <GGMLType T>
 __global__ void get_rows_kernel(const uint8_t* table, size_t row_bytes, int64_t dim, const int32_t* ids, int64_t n,
                                 float* out) {
+  pdl_start();
   const int64_t groups = dim / 8;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * groups) return;
@@ -28,6 +31,7 @@ __global__ void get_rows_kernel(const uint8_t* table, size_t row_bytes, int64_t 
 }
 
 __global__ void gather_rows_kernel(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) {
+  pdl_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * width) return;
   const int64_t r = i / width, c = i % width;
@@ -58,6 +62,7 @@ __device__ double block_sum(double v) {
 // by the thread that later writes it, after the block-wide sum.
 __global__ void rms_norm_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
                                 float* y) {
+  pdl_start();
   float* xr = x + int64_t(blockIdx.x) * n;
   float* yr = y + int64_t(blockIdx.x) * n;
   double ss = 0;
@@ -79,6 +84,7 @@ __global__ void rms_norm_kernel(float* x, const float* delta, const float* w, fl
 // w, w + warps, ..., so each element is still read and written by one thread.
 __global__ void rms_norm_q8_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
                                    float* y, uint8_t* xq) {
+  pdl_start();
   float* xr = x + int64_t(blockIdx.x) * n;
   float* yr = y + int64_t(blockIdx.x) * n;
   double ss = 0;
@@ -102,9 +108,46 @@ __global__ void rms_norm_q8_kernel(float* x, const float* delta, const float* w,
   }
 }
 
+// ---- argmax -------------------------------------------------------------------------------
+
+__device__ __forceinline__ void take_better(float& best, int32_t& bi, float v, int32_t i) {
+  // NaN compares false both ways and is never taken; ties go to the lower index.
+  if (v > best || (v == best && i < bi)) {
+    best = v;
+    bi = i;
+  }
+}
+
+// One block per row.
+__global__ void argmax_rows_kernel(const float* x, int64_t n, int32_t* out) {
+  pdl_start();
+  __shared__ float sv[32];
+  __shared__ int32_t si[32];
+  const float* r = x + int64_t(blockIdx.x) * n;
+  float best = -INFINITY;
+  int32_t bi = INT32_MAX;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) take_better(best, bi, r[i], int32_t(i));
+  for (int o = 16; o > 0; o >>= 1)
+    take_better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    sv[warp] = best;
+    si[warp] = bi;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    best = lane < int(blockDim.x >> 5) ? sv[lane] : -INFINITY;
+    bi = lane < int(blockDim.x >> 5) ? si[lane] : INT32_MAX;
+    for (int o = 16; o > 0; o >>= 1)
+      take_better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
+    if (lane == 0) out[blockIdx.x] = bi == INT32_MAX ? 0 : bi;  // a row of NaN only
+  }
+}
+
 // ---- pointwise -------------------------------------------------------------------------------
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  pdl_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] += y[i];
 }
@@ -127,6 +170,7 @@ __global__ void softcap_kernel(float* x, float c, int64_t n) {
 
 template <bool kSilu>
 __global__ void glu_kernel(const float* gate, const float* up, float* out, int64_t n) {
+  pdl_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = (kSilu ? silu(gate[i]) : gelu_tanh(gate[i])) * up[i];
 }
@@ -170,6 +214,7 @@ __device__ __forceinline__ void kv_store(const DeviceKV& kv, uint8_t* base, size
 // its rotated pair, and the value elements of the same places, in the cache.
 __global__ void rope_kv_write_kernel(float* q, int64_t n_head, float* k, const float* v, DeviceKV kv, DevicePlacement tp,
                                      float base, float freq_scale, const float* freq_factors, bool neox) {
+  pdl_start();
   const int32_t d = kv.head_dim, half = d / 2;
   const int64_t heads = n_head + kv.n_kv_heads;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -236,20 +281,26 @@ void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim
   const unsigned grid = blocks_for(n * (dim / 8), kThreads);
   switch (type) {
 #define SQZ_CASE(T) \
-  case GGMLType::T: get_rows_kernel<GGMLType::T><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
+  case GGMLType::T: launch_pdl(get_rows_kernel<GGMLType::T>, dim3(grid), dim3(kThreads), 0, s, table, row_bytes, dim, ids, n, out); break;
     SQZ_CUDA_TYPES(SQZ_CASE)
 #undef SQZ_CASE
-    case kQ8_0R: get_rows_kernel<kQ8_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
-    case kQ4_0R: get_rows_kernel<kQ4_0R><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
-    case kQ6_KR: get_rows_kernel<kQ6_KR><<<grid, kThreads, 0, s>>>(table, row_bytes, dim, ids, n, out); break;
+    case kQ8_0R: launch_pdl(get_rows_kernel<kQ8_0R>, dim3(grid), dim3(kThreads), 0, s, table, row_bytes, dim, ids, n, out); break;
+    case kQ4_0R: launch_pdl(get_rows_kernel<kQ4_0R>, dim3(grid), dim3(kThreads), 0, s, table, row_bytes, dim, ids, n, out); break;
+    case kQ6_KR: launch_pdl(get_rows_kernel<kQ6_KR>, dim3(grid), dim3(kThreads), 0, s, table, row_bytes, dim, ids, n, out); break;
     default: throw Error(fmt("CUDA get_rows: no kernel for tensor type %s", type_name(type)));
   }
   check_launch("get_rows");
 }
 
+void argmax_rows(const float* x, int64_t rows, int64_t n, int32_t* out, cudaStream_t s) {
+  if (rows <= 0) return;
+  if (rows > 0x7fffffff || n > 0x7fffffff) throw Error("CUDA argmax: too many rows or columns");
+  launch_pdl(argmax_rows_kernel, dim3(unsigned(rows)), dim3(1024), 0, s, x, n, out);
+}
+
 void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst, cudaStream_t s) {
   if (n <= 0) return;
-  gather_rows_kernel<<<blocks_for(n * width, kThreads), kThreads, 0, s>>>(src, width, rows, n, dst);
+  launch_pdl(gather_rows_kernel, dim3(blocks_for(n * width, kThreads)), dim3(kThreads), 0, s, src, width, rows, n, dst);
   check_launch("gather_rows");
 }
 
@@ -260,16 +311,16 @@ void rms_norm(float* x, const float* delta, const float* w, float w_offset, int6
   const int threads = rows <= 16 && n >= 2048 ? 1024 : n >= 1024 ? 256 : n >= 256 ? 128 : 32;
   if (xq) {
     if (n % 32 != 0) throw Error("CUDA rms_norm: quantized output needs rows of a multiple of 32");
-    rms_norm_q8_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y, xq);
+    launch_pdl(rms_norm_q8_kernel, dim3(unsigned(rows)), dim3(threads), 0, s, x, delta, w, w_offset, n, eps, y, xq);
   } else {
-    rms_norm_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, w_offset, n, eps, y);
+    launch_pdl(rms_norm_kernel, dim3(unsigned(rows)), dim3(threads), 0, s, x, delta, w, w_offset, n, eps, y);
   }
   check_launch("rms_norm");
 }
 
 void add(float* x, const float* y, int64_t n, cudaStream_t s) {
   if (n <= 0) return;
-  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, y, n);
+  launch_pdl(add_kernel, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, s, x, y, n);
   check_launch("add");
 }
 
@@ -293,8 +344,8 @@ void softcap(float* x, float c, int64_t n, cudaStream_t s) {
 
 void glu(const float* gate, const float* up, float* out, int64_t n, bool silu, cudaStream_t s) {
   if (n <= 0) return;
-  if (silu) glu_kernel<true><<<blocks_for(n, kThreads), kThreads, 0, s>>>(gate, up, out, n);
-  else glu_kernel<false><<<blocks_for(n, kThreads), kThreads, 0, s>>>(gate, up, out, n);
+  if (silu) launch_pdl(glu_kernel<true>, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, s, gate, up, out, n);
+  else launch_pdl(glu_kernel<false>, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, s, gate, up, out, n);
   check_launch("glu");
 }
 
@@ -311,7 +362,7 @@ void rope_kv_write(float* q, int64_t n_head, float* k, const float* v, const Dev
                    float base, float freq_scale, const float* freq_factors, bool neox, cudaStream_t s) {
   if (tp.n_tokens <= 0) return;
   const int64_t n = tp.n_tokens * (n_head + kv.n_kv_heads) * (kv.head_dim / 2);
-  rope_kv_write_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(q, n_head, k, v, kv, tp, base, freq_scale,
+  launch_pdl(rope_kv_write_kernel, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, s, q, n_head, k, v, kv, tp, base, freq_scale,
                                                                      freq_factors, neox);
   check_launch("rope_kv_write");
 }

@@ -75,6 +75,7 @@ __device__ __forceinline__ void dot8(const float v[8], const float* x, int64_t k
 template <GGMLType T, int NT, bool kGlu>
 __global__ void __launch_bounds__(32 * kMatvecWarps)
     matvec_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, const float* __restrict__ x) {
+  pdl_start();
   __shared__ float part[kMatvecWarps][NT];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
@@ -138,10 +139,10 @@ void launch_matvec(MatvecTargets tg, size_t row_bytes, int64_t k, const float* x
     MatvecTargets tt = tg;
     for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
     switch (nt) {
-      case 1: matvec_kernel<T, 1, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
-      case 2: matvec_kernel<T, 2, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
-      case 3: matvec_kernel<T, 3, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
-      default: matvec_kernel<T, 4, kGlu><<<total, 32 * kMatvecWarps, 0, s>>>(tt, row_bytes, k, xt); break;
+      case 1: launch_pdl(matvec_kernel<T, 1, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;
+      case 2: launch_pdl(matvec_kernel<T, 2, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;
+      case 3: launch_pdl(matvec_kernel<T, 3, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;
+      default: launch_pdl(matvec_kernel<T, 4, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;
     }
     check_launch("matvec");
   }

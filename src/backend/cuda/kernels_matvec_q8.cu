@@ -37,6 +37,7 @@ constexpr int kMaxTokens = 4;  // tokens per pass
 // One warp per 32-element block.
 __global__ void quantize_q8x_kernel(const float* __restrict__ x, int64_t k, int64_t n_blocks,
                                     uint8_t* __restrict__ out) {
+  pdl_start();
   const int64_t b = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (b >= n_blocks) return;
   const int64_t per_token = k / 32, t = b / per_token, j = b % per_token;
@@ -206,6 +207,7 @@ struct Q8Unit<kQ6_KR> {
 template <GGMLType T, int NT, int R, bool kGlu>
 __global__ void __launch_bounds__(kThreads)
     qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
+  pdl_start();
   using Q = Q8Unit<T>;
   constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
   __shared__ float red[kThreads / 32][NT * RT];
@@ -280,10 +282,10 @@ void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* x
     for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
     const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
     switch (nt) {
-      case 1: qmv8_kernel<T, 1, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      case 2: qmv8_kernel<T, 2, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      case 3: qmv8_kernel<T, 3, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
-      default: qmv8_kernel<T, 4, R, kGlu><<<total, kThreads, 0, s>>>(tt, row_bytes, k, lanes, xt); break;
+      case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 2: launch_pdl(qmv8_kernel<T, 2, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 3: launch_pdl(qmv8_kernel<T, 3, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      default: launch_pdl(qmv8_kernel<T, 4, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
     }
     check_launch("qmv8");
   }
@@ -303,7 +305,7 @@ bool matvec_q8_supported(GGMLType t) { return t == kQ8_0R || t == kQ4_0R || t ==
 void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s) {
   if (k % 32 != 0) throw Error("CUDA quantize_q8x: row length is not a multiple of 32");
   const int64_t n_blocks = n_tokens * (k / 32);
-  quantize_q8x_kernel<<<blocks_for(n_blocks * 32, 256), 256, 0, s>>>(x, k, n_blocks, out);
+  launch_pdl(quantize_q8x_kernel, dim3(blocks_for(n_blocks * 32, 256)), dim3(256), 0, s, x, k, n_blocks, out);
   check_launch("quantize_q8x");
 }
 
