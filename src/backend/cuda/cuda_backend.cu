@@ -1,24 +1,19 @@
 // The CUDA backend: one stream, kernels from kernels_*.cu. What stays in host memory is copied
 // here: weights (and norm weights, biases, RoPE factors) once, on first use, cached by host
 // pointer for the backend's lifetime (so a backend serves one model: make a new one per model);
-// the batch arrays (token ids, positions, block tables, row lists) once per batch into a
-// per-batch device arena, cached by host pointer until the next begin_batch().
+// the batch arrays (token ids, positions, block tables, row lists) once per batch
+// (batch_arrays.h).
 //
-// Launches are deferred (graphs: step_graphs.h): each operation appends a launch closure and a signature (every kernel
+// Launches are deferred: each operation appends a launch closure and a signature (every kernel
 // argument, device pointers included) to the pending list, which is flushed at the batch's end
 // (the logits' copy to the host, the next begin_batch, any other DeviceMemory call). A flush whose
-// signature equals an earlier one replays a CUDA graph of it (captured the second time a
-// signature is seen), so a decode step costs one graph launch instead of ~300 kernel launches.
-// What makes decode steps repeat exactly: the batch arrays land at the same arena offsets each
-// step (the arena is reset by begin_batch; block tables are padded to a bucketed capacity) and are
-// copied there from the same pinned staging addresses by memcpy nodes of the graph, which read
-// the staging buffer's current contents at replay; the attention split count is chosen from a
-// bucketed key count (the kernel reads the true positions on the device).
-// SQUEEZE_CUDA_GRAPHS=0 turns graphs off (the pending list is then launched kernel by kernel).
-// SQUEEZE_CUDA_PROFILE=1 (graphs off) times every operation with events and prints the GPU time
-// per kind of operation, the host time spent issuing them and the wall time, at exit;
-// SQUEEZE_CUDA_PROFILE=2 keeps graphs on and times each flush as a whole (host time building the
-// operations, GPU time of the launch) to show where a decode step's time goes.
+// signature equals an earlier one replays a CUDA graph of it (step_graphs.h), so a decode step
+// costs one graph launch instead of ~300 kernel launches; what makes decode steps repeat exactly
+// is described in batch_arrays.h, and the attention split count comes from a bucketed key count
+// (the kernels read the true positions on the device). While queuing, consecutive products of
+// one activation become one launch, a GLU after gate and up their epilogue, and a norm before an
+// 8-bit product writes its quantized activations (SQUEEZE_CUDA_FUSE=0: no fusion).
+// SQUEEZE_CUDA_GRAPHS=0 turns graphs off; SQUEEZE_CUDA_PROFILE: launch_profiler.h.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -37,6 +32,8 @@
 #ifdef SQUEEZE_HAVE_CUBLAS
 #include "backend/cuda/cublas_loader.h"
 #endif
+#include "backend/cuda/batch_arrays.h"
+#include "backend/cuda/launch_profiler.h"
 #include "backend/cuda/step_graphs.h"
 
 #include "backend/cuda/cuda_backend.h"
@@ -73,16 +70,22 @@ inline void sig_word(std::vector<uint64_t>& s, T v) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
-    SQZ_CUDA(cudaSetDevice(device));
+  explicit CudaBackend(int device)
+      : device_(select(device)),
+        arrays_(cuda::BatchArrays::Hooks{
+            [this](int32_t* dev, const uint8_t* stage, size_t nb) {
+              defer([=](cudaStream_t s) { SQZ_CUDA(cudaMemcpyAsync(dev, stage, nb, cudaMemcpyHostToDevice, s)); }, 100,
+                    static_cast<const void*>(dev), static_cast<const void*>(stage), nb);
+            },
+            [this] {
+              flush();
+              SQZ_CUDA(cudaStreamSynchronize(stream_));
+            },
+            [this] { graphs_.clear(); }}) {
     SQZ_CUDA(cudaStreamCreate(&stream_));
-    SQZ_CUDA(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
     const char* g = std::getenv("SQUEEZE_CUDA_GRAPHS");
     if (g && g[0] == '0') graphs_.disable();
-    const char* pr = std::getenv("SQUEEZE_CUDA_PROFILE");
-    profile_ = pr && pr[0] == '1';
-    profile2_ = pr && pr[0] == '2';
-    if (profile_) graphs_.disable();
+    if (prof_.per_op()) graphs_.disable();
 #ifdef SQUEEZE_HAVE_CUBLAS
     const char* tc = std::getenv("SQUEEZE_CUDA_TENSOR_CORES");
     if (!(tc && tc[0] == '0')) {
@@ -113,25 +116,12 @@ class CudaBackend final : public Backend {
     }
     cudaStreamSynchronize(stream_);
     graphs_.clear();
-    if (profile_) print_profile();
-    if (profile2_ && p2_flushes_ > 0)
-      std::fprintf(stderr,
-                   "squeeze: cuda profile: %lld flushes (%lld graph replays): per flush %.1f us host building the "
-                   "operations, %.1f us GPU, %.1f us host issuing\n",
-                   p2_flushes_, p2_replays_, 1e6 * p2_build_s_ / double(p2_flushes_), 1e3 * p2_gpu_ms_ / double(p2_flushes_),
-                   1e6 * p2_issue_s_ / double(p2_flushes_));
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);
-    for (cudaEvent_t e : p2_ev_)
-      if (e) cudaEventDestroy(e);
 #ifdef SQUEEZE_HAVE_CUBLAS
     if (tc_.handle) cuda::cublas_api()->destroy(static_cast<cublasHandle_t>(tc_.handle));
     if (cublas_ws_) cuda_memory().free(cublas_ws_);
 #endif
     if (tc_.scratch) cuda_memory().free(tc_.scratch);
     for (auto& [host, up] : uploads_) cuda_memory().free(up.p);
-    for (auto& c : chunks_) cuda_memory().free(c.p);
-    if (pinned_) cudaFreeHost(pinned_);
-    cudaEventDestroy(staged_);
     cudaStreamDestroy(stream_);
   }
 
@@ -139,17 +129,9 @@ class CudaBackend final : public Backend {
 
   void begin_batch() override {
     flush();
-    if (profile_ || profile2_) batch_start_ = std::chrono::steady_clock::now();
-    p2_weights_at_start_ = weight_bytes_;  // the previous batch's launches (a batch without logits is not flushed by a copy)
-    batch_ints_.clear();
-    placements_.clear();
-    plans_.clear();
-    chunk_ = 0;
-    used_ = 0;
-    // The staging buffer is reused: the previous batch's copies out of it must be done (they
-    // normally are: a forward pass ends by copying its logits to the host).
-    SQZ_CUDA(cudaEventSynchronize(staged_));
-    pinned_used_ = 0;
+    prof_.batch_started();
+    weights_at_flush_ = weight_bytes_;  // the previous batch's launches (a batch without logits is not flushed by a copy)
+    arrays_.reset();
   }
 
   // Consecutive products of one activation by weights of one type and shape class (Q, K and V;
@@ -208,14 +190,14 @@ class CudaBackend final : public Backend {
       };
       sig_.push_back(17);
       sig_word(sig_, static_cast<const void*>(xq));
-      if (profile_) tags_.back() = "rms_norm+quantize";
+      prof_.rename_last("rms_norm+quantize");
     }
     last_norm_.index = SIZE_MAX;
-    if (profile_) {
-      prof_name_ = fmt("matmul %s %s %lldx%lld%s", type_name(g.type),
-                       g.n_tokens <= 8 ? (q8 ? "matvec-q8" : "matvec") : tc && tc_.handle ? "tc" : "gemm",
-                       (long long)g.n_out_total, (long long)g.k, g.tg.n > 1 ? fmt(" (%d weights)", g.tg.n).c_str() : "");
-    }
+    if (prof_.per_op())
+      prof_.name_next(fmt("matmul %s %s %lldx%lld%s", type_name(g.type),
+                          g.n_tokens <= 8 ? (q8 ? "matvec-q8" : "matvec") : tc && tc_.handle ? "tc" : "gemm",
+                          (long long)g.n_out_total, (long long)g.k,
+                          g.tg.n > 1 ? fmt(" (%d weights)", g.tg.n).c_str() : ""));
     const cuda::MatvecTargets tg = g.tg;
     const GGMLType t = g.type;
     const size_t rb = g.rb;
@@ -233,20 +215,20 @@ class CudaBackend final : public Backend {
     const uint8_t* wd = weight(table, &t);
     const size_t rb = row_bytes(table.type, table.ne[0]);
     const int64_t dim = table.ne[0];
-    const int32_t* dids = batch_ints(ids, n);
+    const int32_t* dids = arrays_.cached_ints(ids, n);
     defer([=](cudaStream_t s) { cuda::get_rows(t, wd, rb, dim, dids, n, out, s); }, 2, t, wd, rb, dim, dids, n, out);
   }
 
   bool argmax_rows(const float* x, int64_t rows, int64_t n, int32_t* out_host) override {
     if (rows <= 0) return true;
-    auto* d = static_cast<int32_t*>(arena(size_t(rows) * sizeof(int32_t)));
+    auto* d = static_cast<int32_t*>(arrays_.alloc(size_t(rows) * sizeof(int32_t)));
     defer([=](cudaStream_t s) { cuda::argmax_rows(x, rows, n, d, s); }, 18, x, rows, n, d);
     cuda_memory().to_host(out_host, d, size_t(rows) * sizeof(int32_t));  // runs the step
     return true;
   }
 
   void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) override {
-    const int32_t* drows = batch_ints(rows, n);
+    const int32_t* drows = arrays_.cached_ints(rows, n);
     defer([=](cudaStream_t s) { cuda::gather_rows(src, width, drows, n, dst, s); }, 3, src, width, drows, n, dst);
   }
 
@@ -292,7 +274,7 @@ class CudaBackend final : public Backend {
 
   void rope(float* x, int64_t n_heads, const TokenPlacement& tp, const RopeParams& rp) override {
     const float* ff = rp.freq_factors ? host_floats(rp.freq_factors, rp.head_dim / 2) : nullptr;
-    const int32_t* pos = batch_ints(tp.pos, tp.n_tokens);
+    const int32_t* pos = arrays_.cached_ints(tp.pos, tp.n_tokens);
     const int64_t nt = tp.n_tokens;
     const int32_t hd = rp.head_dim;
     const float base = rp.base, fs = rp.freq_scale;
@@ -304,7 +286,7 @@ class CudaBackend final : public Backend {
   void kv_write(KVCache& kv, int32_t layer, const float* k, const float* v, const TokenPlacement& tp) override {
     check_kv(kv);
     const cuda::DeviceKV dkv = device_kv(kv, layer);
-    const cuda::DevicePlacement p = placement(tp, kv.geometry().block_size);
+    const cuda::DevicePlacement p = arrays_.placement(tp, kv.geometry().block_size);
     defer([=](cudaStream_t s) { cuda::kv_write(dkv, k, v, p, s); }, 12, dkv, k, v, p);
   }
 
@@ -316,7 +298,7 @@ class CudaBackend final : public Backend {
     if (n_head_kv != g.n_kv_heads || rp.head_dim != g.head_dim)
       throw Error("CUDA rope_kv_write: the KV cache geometry does not match the heads");
     const cuda::DeviceKV dkv = device_kv(kv, layer);
-    const cuda::DevicePlacement p = placement(tp, g.block_size);
+    const cuda::DevicePlacement p = arrays_.placement(tp, g.block_size);
     const float* ff = rp.freq_factors ? host_floats(rp.freq_factors, rp.head_dim / 2) : nullptr;
     const float base = rp.base, fs = rp.freq_scale;
     const bool neox = rp.neox;
@@ -332,8 +314,8 @@ class CudaBackend final : public Backend {
       throw Error("CUDA attention: the KV cache geometry does not match the attention parameters");
     // Numerics::exact semantics: the scale multiplies the scores (scale_q is the same maths).
     const cuda::DeviceKV dkv = device_kv(kv, ap.layer);
-    const cuda::DevicePlacement p = placement(tp, g.block_size);
-    const AttentionPlan& plan = attention_plan(tp, flash_ && cuda::flash_attention_supported(dkv));
+    const cuda::DevicePlacement p = arrays_.placement(tp, g.block_size);
+    const cuda::BatchArrays::AttentionPlan& plan = arrays_.attention_plan(tp, flash_ && cuda::flash_attention_supported(dkv));
     const int32_t n_head = ap.n_head, window = ap.window;
     const float sc = ap.scale;
     if (plan.n_tiles > 0) {
@@ -358,7 +340,7 @@ class CudaBackend final : public Backend {
     float* partial = nullptr;
     if (n_split > 1)
       partial = static_cast<float*>(
-          arena(size_t(tp.n_tokens) * size_t(ap.n_head) * size_t(n_split) * size_t(g.head_dim + 2) * sizeof(float)));
+          arrays_.alloc(size_t(tp.n_tokens) * size_t(ap.n_head) * size_t(n_split) * size_t(g.head_dim + 2) * sizeof(float)));
     const int32_t* list = plan.rest_list;
     if (grouped)
       defer([=](cudaStream_t s) { cuda::decode_attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
@@ -371,9 +353,11 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  static int select(int device) {
+    SQZ_CUDA(cudaSetDevice(device));
+    return device;
+  }
   static constexpr int32_t kKeyBucket = 8192;  // attention splits: key counts bucketed up to this
-  static constexpr int64_t kFlashMinRun = 16;  // shorter runs of a sequence take the per-token kernel
-  static constexpr int32_t kTableBucket = 64;  // block tables are padded to multiples of 64 ids
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
 
   struct Upload {
@@ -407,94 +391,27 @@ class CudaBackend final : public Backend {
     sig_.push_back(uint64_t(tag));
     (sig_word(sig_, a), ...);
     pending_.emplace_back(std::forward<F>(f));
-    if (profile_) tags_.push_back(prof_name_.empty() ? tag_name(tag) : prof_name_);
-    prof_name_.clear();
+    prof_.queued(tag);
   }
 
   static void flush_hook(void* self) { static_cast<CudaBackend*>(self)->flush(); }
 
   void run_pending() {
-    if (profile_) return run_profiled();
+    if (prof_.per_op()) return prof_.run_timed(pending_, stream_);
     for (auto& f : pending_) f(stream_);
-  }
-
-  static std::string tag_name(int tag) {
-    static const char* names[] = {"?",   "matmul", "get_rows", "gather_rows", "rms_norm", "add_rms_norm", "add",
-                                  "add_bias", "scale", "softcap", "glu", "rope", "kv_write", "attention",
-                                  "flash_attention", "rope_kv_write", "decode_attention", "?", "argmax_rows"};
-    if (tag == 100) return "h2d batch arrays";
-    return tag >= 0 && tag < 19 ? names[tag] : "?";
-  }
-
-  void run_profiled() {
-    const auto t_issue = std::chrono::steady_clock::now();
-    prof_host_s_ += std::chrono::duration<double>(t_issue - batch_start_).count();
-    while (events_.size() < pending_.size() + 1) {
-      cudaEvent_t e;
-      SQZ_CUDA(cudaEventCreate(&e));
-      events_.push_back(e);
-    }
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      SQZ_CUDA(cudaEventRecord(events_[i], stream_));
-      pending_[i](stream_);
-    }
-    SQZ_CUDA(cudaEventRecord(events_[pending_.size()], stream_));
-    SQZ_CUDA(cudaEventSynchronize(events_[pending_.size()]));
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      float ms = 0;
-      SQZ_CUDA(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
-      auto& [n, t] = prof_[tags_[i]];
-      ++n;
-      t += ms;
-    }
-    ++prof_flushes_;
-    prof_issue_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_issue).count();
-    batch_start_ = std::chrono::steady_clock::now();
-    tags_.clear();
-  }
-
-  void print_profile() {
-    double total = 0;
-    for (auto& [k, v] : prof_) total += v.second;
-    std::fprintf(stderr, "squeeze: cuda profile: %lld flushes, GPU %.2f ms in operations, host %.2f ms building + %.2f ms "
-                 "issuing and waiting\n", (long long)prof_flushes_, total, prof_host_s_ * 1e3, prof_issue_s_ * 1e3);
-    std::vector<std::pair<double, std::string>> rows;
-    for (auto& [k, v] : prof_) rows.push_back({v.second, k});
-    std::sort(rows.rbegin(), rows.rend());
-    for (auto& [t, k] : rows)
-      std::fprintf(stderr, "squeeze: cuda profile: %-40s %8lld calls %10.3f ms %8.2f us/call %5.1f%%\n", k.c_str(),
-                   (long long)prof_[k].first, t, 1e3 * t / double(prof_[k].first), 100.0 * t / std::max(total, 1e-9));
   }
 
   // Launches the pending operations: a cached graph when this exact sequence ran before.
   void flush() {
     close_group();
     if (pending_.empty()) return;
-    if (!profile2_) return flush_ops();
-    if (p2_ev_[0] == nullptr) {
-      SQZ_CUDA(cudaEventCreate(&p2_ev_[0]));
-      SQZ_CUDA(cudaEventCreate(&p2_ev_[1]));
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    const double build = std::chrono::duration<double>(t0 - batch_start_).count();
+    if (!prof_.per_flush()) return flush_ops();
     const size_t graphs_before = graphs_.size();
     const bool replay = graphs_.has(sig_);
-    SQZ_CUDA(cudaEventRecord(p2_ev_[0], stream_));
+    prof_.flush_begin(stream_);
     flush_ops();
-    SQZ_CUDA(cudaEventRecord(p2_ev_[1], stream_));
-    const double issue = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    SQZ_CUDA(cudaEventSynchronize(p2_ev_[1]));
-    float ms = 0;
-    SQZ_CUDA(cudaEventElapsedTime(&ms, p2_ev_[0], p2_ev_[1]));
-    if (weight_bytes_ == p2_weights_at_start_) {  // not a batch that uploaded weights
-      p2_gpu_ms_ += ms;
-      ++p2_flushes_;
-      p2_replays_ += replay && graphs_.size() == graphs_before;
-      p2_build_s_ += build;
-      p2_issue_s_ += issue;
-    }
-    p2_weights_at_start_ = weight_bytes_;
-    batch_start_ = std::chrono::steady_clock::now();
+    prof_.flush_end(stream_, weight_bytes_ == weights_at_flush_, replay && graphs_.size() == graphs_before);
+    weights_at_flush_ = weight_bytes_;
   }
 
   void flush_ops() {
@@ -506,11 +423,11 @@ class CudaBackend final : public Backend {
         b->last_norm_.index = SIZE_MAX;
         b->pending_.clear();
         b->sig_.clear();
-        b->tags_.clear();
+        b->prof_.clear_queue();
       }
     } clear{this};
     graphs_.launch(std::move(sig), stream_, [this] { run_pending(); });
-    SQZ_CUDA(cudaEventRecord(staged_, stream_));
+    arrays_.copies_issued(stream_);
   }
 
   // ---- device copies of host data ---------------------------------------------------------------
@@ -580,134 +497,6 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(upload(p, size_t(n) * sizeof(float)));
   }
 
-  // Room in the per-batch arena (256-byte aligned), valid until the next begin_batch().
-  void* arena(size_t bytes) {
-    bytes = (bytes + 255) / 256 * 256;
-    while (chunk_ < chunks_.size() && used_ + bytes > chunks_[chunk_].bytes) {
-      ++chunk_;
-      used_ = 0;
-    }
-    if (chunk_ == chunks_.size()) {
-      const size_t size = std::max<size_t>(size_t(1) << 20, 2 * bytes);
-      chunks_.push_back(Upload{cuda_memory().alloc(size), size});
-      used_ = 0;
-    }
-    void* p = static_cast<uint8_t*>(chunks_[chunk_].p) + used_;
-    used_ += bytes;
-    return p;
-  }
-
-  // Copies n ints (padded with zeros to n_dev) to the arena, stream-ordered after the previous
-  // batch's kernels, through pinned staging memory: the copy is asynchronous, and a graph that
-  // holds it reads the staging buffer's contents at replay.
-  int32_t* to_arena(const int32_t* host, int64_t n, int64_t n_dev = -1) {
-    n_dev = std::max(n_dev, n);
-    const size_t bytes = size_t(std::max<int64_t>(n_dev, 1)) * sizeof(int32_t);
-    auto* dev = static_cast<int32_t*>(arena(bytes));
-    if (n_dev <= 0) return dev;
-    const size_t need = (bytes + 63) / 64 * 64;
-    if (pinned_used_ + need > pinned_size_) {
-      flush();  // the pending copies read the buffer: launch them, then wait for them
-      SQZ_CUDA(cudaStreamSynchronize(stream_));
-      pinned_used_ = 0;
-      if (need > pinned_size_) {
-        graphs_.clear();  // they read the old buffer
-        if (pinned_) SQZ_CUDA(cudaFreeHost(pinned_));
-        pinned_ = nullptr;
-        pinned_size_ = std::max<size_t>({need, 2 * pinned_size_, size_t(1) << 16});
-        SQZ_CUDA(cudaMallocHost(reinterpret_cast<void**>(&pinned_), pinned_size_));
-      }
-    }
-    uint8_t* stage = pinned_ + pinned_used_;
-    std::memcpy(stage, host, size_t(n) * sizeof(int32_t));
-    if (n_dev > n) std::memset(stage + size_t(n) * sizeof(int32_t), 0, size_t(n_dev - n) * sizeof(int32_t));
-    const size_t nb = size_t(n_dev) * sizeof(int32_t);
-    defer([=](cudaStream_t s) { SQZ_CUDA(cudaMemcpyAsync(dev, stage, nb, cudaMemcpyHostToDevice, s)); }, 100,
-          static_cast<const void*>(dev), static_cast<const void*>(stage), nb);
-    pinned_used_ += need;
-    return dev;
-  }
-
-  const int32_t* batch_ints(const int32_t* host, int64_t n) {
-    auto it = batch_ints_.find(host);
-    if (it != batch_ints_.end() && it->second.second >= n) return it->second.first;
-    const int32_t* dev = to_arena(host, n);
-    batch_ints_[host] = {dev, n};
-    return dev;
-  }
-
-  // How a batch's attention is split (cached per batch): its runs of at least kFlashMinRun
-  // consecutive positions of one sequence go to the tensor-core kernel in tiles, the other tokens
-  // to the per-token kernel (rest_list null when that is every token, in order).
-  struct AttentionPlan {
-    const int32_t* tiles = nullptr;
-    int32_t n_tiles = 0;
-    std::vector<int32_t> rest;
-    const int32_t* rest_list = nullptr;
-  };
-  const AttentionPlan& attention_plan(const TokenPlacement& tp, bool flash) {
-    const auto key = std::make_pair(static_cast<const void*>(tp.pos), flash);
-    auto it = plans_.find(key);
-    if (it != plans_.end()) return it->second;
-    AttentionPlan plan;
-    std::vector<int32_t> tiles;
-    const int64_t n = tp.n_tokens;
-    for (int64_t a = 0; a < n;) {
-      int64_t b = a + 1;
-      while (b < n && tp.blocks[b] == tp.blocks[a] && tp.pos[b] == tp.pos[b - 1] + 1) ++b;
-      if (flash && b - a >= kFlashMinRun) {
-        for (int64_t t = a; t < b; t += cuda::flash_tile_rows()) {
-          tiles.push_back(int32_t(t));
-          tiles.push_back(int32_t(std::min<int64_t>(cuda::flash_tile_rows(), b - t)));
-        }
-      } else {
-        for (int64_t t = a; t < b; ++t) plan.rest.push_back(int32_t(t));
-      }
-      a = b;
-    }
-    if (!tiles.empty()) {
-      plan.n_tiles = int32_t(tiles.size() / 2);
-      plan.tiles = to_arena(tiles.data(), int64_t(tiles.size()));
-    }
-    if (!plan.rest.empty() && int64_t(plan.rest.size()) != n)
-      plan.rest_list = to_arena(plan.rest.data(), int64_t(plan.rest.size()));
-    return plans_.emplace(key, std::move(plan)).first->second;
-  }
-
-  // Positions and block tables of the batch on the device: each distinct block table once, as
-  // long as its furthest token needs, padded to a multiple of kTableBucket ids (so that a decode
-  // step's arrays keep their size and place while the sequence grows).
-  cuda::DevicePlacement placement(const TokenPlacement& tp, int32_t block_size) {
-    auto it = placements_.find(tp.pos);
-    if (it != placements_.end() && it->second.n_tokens == tp.n_tokens) return it->second;
-    const int64_t n = tp.n_tokens;
-    std::unordered_map<const int32_t*, int32_t> need;  // blocks needed per distinct table
-    int32_t cap = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      if (tp.pos[t] < 0) throw Error("negative position in batch");
-      int32_t& c = need[tp.blocks[t]];
-      c = std::max(c, tp.pos[t] / block_size + 1);
-      cap = std::max(cap, c);
-    }
-    cap = (cap + kTableBucket - 1) / kTableBucket * kTableBucket;
-    std::vector<int32_t> host(size_t(2 * n));  // pos, offs, then the tables
-    std::unordered_map<const int32_t*, int32_t> offset;
-    for (int64_t t = 0; t < n; ++t) {
-      host[size_t(t)] = tp.pos[t];
-      auto [o, fresh] = offset.try_emplace(tp.blocks[t], int32_t(host.size() - size_t(2 * n)));
-      if (fresh) {
-        const int32_t nb = need[tp.blocks[t]];
-        host.insert(host.end(), tp.blocks[t], tp.blocks[t] + nb);
-        host.insert(host.end(), size_t(cap - nb), 0);
-      }
-      host[size_t(n + t)] = o->second;
-    }
-    const int32_t* dev = to_arena(host.data(), int64_t(host.size()));
-    const cuda::DevicePlacement p{dev, dev + n, dev + 2 * n, n};
-    placements_[tp.pos] = p;
-    return p;
-  }
-
   void check_kv(const KVCache& kv) const {
     if (&kv.memory() != &cuda_memory()) throw Error("CUDA backend: the KV cache is not in GPU memory");
   }
@@ -724,14 +513,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unordered_map<const void*, Upload> uploads_;
   size_t weight_bytes_ = 0;
-  std::vector<Upload> chunks_;
-  size_t chunk_ = 0, used_ = 0;
-  uint8_t* pinned_ = nullptr;  // staging of the batch arrays (page-locked host memory)
-  size_t pinned_size_ = 0, pinned_used_ = 0;
-  cudaEvent_t staged_ = nullptr;  // recorded after the latest launch that copies out of pinned_
-  std::unordered_map<const void*, std::pair<const int32_t*, int64_t>> batch_ints_;
-  std::unordered_map<const void*, cuda::DevicePlacement> placements_;
-  std::map<std::pair<const void*, bool>, AttentionPlan> plans_;
+  size_t weights_at_flush_ = 0;  // weight_bytes_ at the last flush (profiling skips steps that uploaded)
+  cuda::LaunchProfiler prof_;
+  cuda::BatchArrays arrays_;
   // SQUEEZE_CUDA_FUSE=0: every operation its own launch (no grouped products, no GLU epilogue,
   // no quantizing norm, no fused RoPE + KV write), to check that the fused ones compute the same.
   bool fuse_ = std::getenv("SQUEEZE_CUDA_FUSE") == nullptr || std::getenv("SQUEEZE_CUDA_FUSE")[0] != '0';
@@ -752,19 +536,6 @@ class CudaBackend final : public Backend {
     cuda::MatvecTargets tg;
   } group_;
   NormOp last_norm_;
-  // SQUEEZE_CUDA_PROFILE
-  bool profile_ = false, profile2_ = false;
-  cudaEvent_t p2_ev_[2] = {nullptr, nullptr};
-  long long p2_flushes_ = 0, p2_replays_ = 0;
-  size_t p2_weights_at_start_ = 0;
-  double p2_build_s_ = 0, p2_issue_s_ = 0, p2_gpu_ms_ = 0;
-  std::vector<std::string> tags_;
-  std::string prof_name_;
-  std::vector<cudaEvent_t> events_;
-  std::map<std::string, std::pair<long long, double>> prof_;
-  long long prof_flushes_ = 0;
-  double prof_host_s_ = 0, prof_issue_s_ = 0;
-  std::chrono::steady_clock::time_point batch_start_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

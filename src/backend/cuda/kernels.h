@@ -136,6 +136,18 @@ void rope_kv_write(float* q, int64_t n_head, float* k, const float* v, const Dev
 // query of the batch sees); with n_split > 1, partial holds
 // n_tokens * n_head * n_split * (head_dim + 2) floats.
 int32_t attention_splits(int64_t n_tokens, int32_t n_head, int32_t max_keys);
+#ifdef __CUDACC__
+// The keys a block of a split attention launch takes: the token's keys are first..pos (first from
+// the window), cut into tiles of `tile` keys; with gridDim.z = S > 1 block z takes the z-th of S
+// runs of whole tiles, lo..hi (empty when lo > hi).
+__device__ __forceinline__ void split_keys(int32_t pos, int32_t window, int32_t tile, int32_t& lo, int32_t& hi) {
+  const int32_t first = window > 0 ? max(0, pos - window + 1) : 0;
+  const int32_t n_tiles = (pos - first) / tile + 1, per = (n_tiles + int32_t(gridDim.z) - 1) / int32_t(gridDim.z);
+  lo = first + int32_t(blockIdx.z) * per * tile;
+  hi = min(pos, lo + per * tile - 1);
+}
+#endif
+
 // list: the batch tokens to take (n_list of them), or null for all.
 void attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
                const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,

@@ -73,13 +73,9 @@ __global__ void __launch_bounds__(kThreads)
   const int h = int(blockIdx.x), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t t = list ? list[blockIdx.y] : blockIdx.y;
   const int hk = h / (n_head / kv.n_kv_heads);
-  const int32_t pos = tp.pos[t];
-  const int32_t first = window > 0 ? max(0, pos - window + 1) : 0;
   const int32_t* table = tp.ids + tp.offs[t];
-  // With gridDim.z = S > 1 this block takes the z-th of S runs of whole tiles (FlashDecoding).
-  const int32_t n_tiles = (pos - first) / kThreads + 1, per = (n_tiles + gridDim.z - 1) / gridDim.z;
-  const int32_t lo = first + int32_t(blockIdx.z) * per * kThreads;
-  const int32_t hi = min(pos, lo + per * kThreads - 1);
+  int32_t lo, hi;  // with gridDim.z > 1, this block's run of tiles (FlashDecoding)
+  split_keys(tp.pos[t], window, kThreads, lo, hi);
 
   const float* qsrc = q + (t * n_head + h) * d;
   for (int i = threadIdx.x; i < d; i += blockDim.x) qs[i] = kv.f16 ? h2f(f2h(qsrc[i])) : qsrc[i];

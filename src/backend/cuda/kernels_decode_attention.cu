@@ -77,12 +77,9 @@ __global__ void __launch_bounds__(32 * kWarps)
   __shared__ float st_o[kWarps][G][D];
   const int hk = int(blockIdx.x), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t t = list ? list[blockIdx.y] : blockIdx.y;
-  const int32_t pos = tp.pos[t];
-  const int32_t first = window > 0 ? max(0, pos - window + 1) : 0;
   const int32_t* table = tp.ids + tp.offs[t];
-  const int32_t n_tiles = (pos - first) / kTile + 1, per = (n_tiles + gridDim.z - 1) / gridDim.z;
-  const int32_t lo = first + int32_t(blockIdx.z) * per * kTile;
-  const int32_t hi = min(pos, lo + per * kTile - 1);
+  int32_t lo, hi;
+  split_keys(tp.pos[t], window, kTile, lo, hi);
 
   for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
     const int g = i / D, e = i % D;

@@ -58,6 +58,22 @@ __device__ double block_sum(double v) {
   return total;
 }
 
+// 1 / rms of the block's row xr (after xr += delta when given), the squares summed in double.
+// Thread i handles elements i, i + blockDim.x, ...
+__device__ float inv_rms(float* xr, const float* delta, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = xr[i];
+    if (delta) {
+      v += delta[i];
+      xr[i] = v;
+    }
+    ss += double(v) * double(v);
+  }
+  ss = block_sum(ss);
+  return 1.0f / sqrtf(float(ss / double(n)) + eps);
+}
+
 // One block per row. With delta: x += delta first. y may alias x or delta: every element is read
 // by the thread that later writes it, after the block-wide sum.
 __global__ void rms_norm_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
@@ -65,17 +81,7 @@ __global__ void rms_norm_kernel(float* x, const float* delta, const float* w, fl
   pdl_start();
   float* xr = x + int64_t(blockIdx.x) * n;
   float* yr = y + int64_t(blockIdx.x) * n;
-  double ss = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    float v = xr[i];
-    if (delta) {
-      v += delta[int64_t(blockIdx.x) * n + i];
-      xr[i] = v;
-    }
-    ss += double(v) * double(v);
-  }
-  ss = block_sum(ss);
-  const float s = 1.0f / sqrtf(float(ss / double(n)) + eps);
+  const float s = inv_rms(xr, delta ? delta + int64_t(blockIdx.x) * n : nullptr, n, eps);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = (xr[i] * s) * (w[i] + w_offset);
 }
 
@@ -87,17 +93,7 @@ __global__ void rms_norm_q8_kernel(float* x, const float* delta, const float* w,
   pdl_start();
   float* xr = x + int64_t(blockIdx.x) * n;
   float* yr = y + int64_t(blockIdx.x) * n;
-  double ss = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    float v = xr[i];
-    if (delta) {
-      v += delta[int64_t(blockIdx.x) * n + i];
-      xr[i] = v;
-    }
-    ss += double(v) * double(v);
-  }
-  ss = block_sum(ss);
-  const float s = 1.0f / sqrtf(float(ss / double(n)) + eps);
+  const float s = inv_rms(xr, delta ? delta + int64_t(blockIdx.x) * n : nullptr, n, eps);
   uint8_t* qrow = xq + size_t(blockIdx.x) * q8x_bytes(n);
   const int lane = threadIdx.x & 31;
   for (int64_t b = threadIdx.x >> 5; b < n / 32; b += blockDim.x >> 5) {
