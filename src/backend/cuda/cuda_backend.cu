@@ -142,7 +142,8 @@ class CudaBackend final : public Backend {
     GGMLType t = w.type;
     const uint8_t* wd = weight(w, &t);
     const size_t rb = row_bytes(w.type, k);
-    const bool overlaps = y < x + n_tokens * k && x < y + n_tokens * n_out;
+    const uintptr_t xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
+    const bool overlaps = ya < xa + size_t(n_tokens * k) * sizeof(float) && xa < ya + size_t(n_tokens * n_out) * sizeof(float);
     MatmulGroup& g = group_;
     if (!fuse_) close_group();
     if (g.open && (g.type != t || g.x != x || g.k != k || g.n_tokens != n_tokens || g.rb != rb ||

@@ -67,15 +67,24 @@ __device__ __forceinline__ void group8<GGMLType::BF16>(const uint8_t* row, int64
 
 // Legacy 32-element blocks: group p = g % 4 of block g / 4. Elements 0-15 are the low nibbles of
 // qs[0..15], 16-31 the high nibbles.
+// Q4_0 / Q8_0: the group of a block given its quants and scale, wherever the layout keeps them
+// (the file's blocks or the repacked runs below).
+__device__ __forceinline__ void q4_0_group8(const uint8_t* qs, float d, int64_t g, float v[8]) {
+  const int p = int(g & 3), base = (p & 1) * 8, shift = (p >> 1) * 4;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = d * float(((qs[base + j] >> shift) & 15) - 8);
+}
+__device__ __forceinline__ void q8_0_group8(const uint8_t* qs, float d, int64_t g, float v[8]) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(qs) + 8 * (g & 3);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = float(q[j]) * d;
+}
+
 template <>
 __device__ __forceinline__ void group8<GGMLType::Q4_0>(const uint8_t* row, int64_t g, float v[8]) {
   const uint8_t* b = row + (g >> 2) * 18;
-  const int p = int(g & 3), base = (p & 1) * 8, shift = (p >> 1) * 4;
-  const float d = h2f(ld16(b));
-#pragma unroll
-  for (int j = 0; j < 8; ++j) v[j] = d * float(((b[2 + base + j] >> shift) & 15) - 8);
+  q4_0_group8(b + 2, h2f(ld16(b)), g, v);
 }
-
 template <>
 __device__ __forceinline__ void group8<GGMLType::Q4_1>(const uint8_t* row, int64_t g, float v[8]) {
   const uint8_t* b = row + (g >> 2) * 20;
@@ -121,34 +130,24 @@ __device__ __forceinline__ void group8<GGMLType::Q5_1>(const uint8_t* row, int64
 template <>
 __device__ __forceinline__ void group8<GGMLType::Q8_0>(const uint8_t* row, int64_t g, float v[8]) {
   const uint8_t* b = row + (g >> 2) * 34;
-  const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2) + 8 * (g & 3);
-  const float d = h2f(ld16(b));
-#pragma unroll
-  for (int j = 0; j < 8; ++j) v[j] = float(qs[j]) * d;
+  q8_0_group8(b + 2, h2f(ld16(b)), g, v);
 }
 
 // The repacked layouts (kernels.h): runs of 8 blocks as [8 quant arrays][8 f16 scales].
 template <>
 __device__ __forceinline__ void group8<kQ8_0R>(const uint8_t* row, int64_t g, float v[8]) {
   const int64_t b = g >> 2;
-  const uint8_t* sb = row + (b >> 3) * 272;
+  const uint8_t* run = row + (b >> 3) * 272;
   const int bi = int(b & 7);
-  const int8_t* qs = reinterpret_cast<const int8_t*>(sb + 32 * bi) + 8 * (g & 3);
-  const float d = h2f(ld16(sb + 256 + 2 * bi));
-#pragma unroll
-  for (int j = 0; j < 8; ++j) v[j] = float(qs[j]) * d;
+  q8_0_group8(run + 32 * bi, h2f(ld16(run + 256 + 2 * bi)), g, v);
 }
 
 template <>
 __device__ __forceinline__ void group8<kQ4_0R>(const uint8_t* row, int64_t g, float v[8]) {
   const int64_t b = g >> 2;
-  const uint8_t* sb = row + (b >> 3) * 144;
+  const uint8_t* run = row + (b >> 3) * 144;
   const int bi = int(b & 7);
-  const uint8_t* qs = sb + 16 * bi;
-  const int p = int(g & 3), base = (p & 1) * 8, shift = (p >> 1) * 4;
-  const float d = h2f(ld16(sb + 128 + 2 * bi));
-#pragma unroll
-  for (int j = 0; j < 8; ++j) v[j] = d * float(((qs[base + j] >> shift) & 15) - 8);
+  q4_0_group8(run + 16 * bi, h2f(ld16(run + 128 + 2 * bi)), g, v);
 }
 
 // K-quants: 256-element super-blocks; group g covers elements e0..e0+7 of super-block g / 32.

@@ -71,6 +71,41 @@ struct MatvecTargets {
   int glu = 0;
 };
 
+// The targets' grid: blocks of rows_per_block rows of each weight in turn (with glu, the rows of
+// gate and up together, counted once); sets tg.first_block and returns the number of blocks.
+inline unsigned assign_blocks(MatvecTargets& tg, int64_t rows_per_block) {
+  unsigned total = 0;
+  for (int i = 0; i < (tg.glu ? 1 : tg.n); ++i) {
+    tg.first_block[i] = total;
+    total += unsigned((tg.n_out[i] + rows_per_block - 1) / rows_per_block);
+  }
+  return total;
+}
+// The targets as seen from token t0 on (outputs are [token][n_out]).
+inline MatvecTargets from_token(MatvecTargets tg, int64_t t0) {
+  for (int i = 0; i < tg.n; ++i) tg.y[i] += t0 * tg.n_out[i];
+  return tg;
+}
+#ifdef __CUDACC__
+// The weight this block serves and the block's index among that weight's blocks (with glu, the
+// gate: target 0). Selected without indexing the parameter arrays, which would copy them to
+// local memory.
+struct BlockTarget {
+  const uint8_t* w;
+  float* y;
+  int64_t n_out;
+  unsigned block;
+};
+template <bool kGlu>
+__device__ __forceinline__ BlockTarget block_target(const MatvecTargets& tg) {
+  const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
+  const bool in2 = !kGlu && tg.n > 2 && blockIdx.x >= tg.first_block[2];
+  return BlockTarget{in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0], in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0],
+                     in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0],
+                     blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u)};
+}
+#endif
+
 // kernels_matmul.cu: y[t][o] = sum_k W[o][k] x[t][k]; W rows of row_bytes bytes, k % 8 == 0.
 // Decode (up to 8 tokens) of the types of matvec_q8_supported() quantizes the activations to 8
 // bits first (tc->scratch holds them); with a cuBLAS handle in tc (and matmul_scratch() > 0),

@@ -78,12 +78,11 @@ __global__ void __launch_bounds__(32 * kMatvecWarps)
   pdl_start();
   __shared__ float part[kMatvecWarps][NT];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
-  const bool in2 = !kGlu && tg.n > 2 && blockIdx.x >= tg.first_block[2];
-  const uint8_t* w = kGlu ? (warp < 2 ? tg.w[0] : tg.w[1]) : in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0];
-  float* y = in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0];
-  const int64_t n_out = in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0];
-  const unsigned block = blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u);
+  const BlockTarget bt = block_target<kGlu>(tg);
+  const uint8_t* w = kGlu && warp >= 2 ? tg.w[1] : bt.w;
+  float* y = bt.y;
+  const int64_t n_out = bt.n_out;
+  const unsigned block = bt.block;
   const int64_t o = kGlu ? int64_t(block) * 2 + (warp & 1) : int64_t(block) * kMatvecWarps + warp;
   float acc[NT];
 #pragma unroll
@@ -128,16 +127,11 @@ __global__ void __launch_bounds__(32 * kMatvecWarps)
 
 template <GGMLType T, bool kGlu>
 void launch_matvec(MatvecTargets tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens, cudaStream_t s) {
-  unsigned total = 0;
-  for (int i = 0; i < (kGlu ? 1 : tg.n); ++i) {
-    tg.first_block[i] = total;
-    total += blocks_for(tg.n_out[i], kGlu ? 2 : kMatvecWarps);
-  }
+  const unsigned total = assign_blocks(tg, kGlu ? 2 : kMatvecWarps);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kMatvecMaxTokens) {
     const int nt = int(std::min<int64_t>(kMatvecMaxTokens, n_tokens - t0));
     const float* xt = x + t0 * k;
-    MatvecTargets tt = tg;
-    for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
+    const MatvecTargets tt = from_token(tg, t0);
     switch (nt) {
       case 1: launch_pdl(matvec_kernel<T, 1, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;
       case 2: launch_pdl(matvec_kernel<T, 2, kGlu>, dim3(total), dim3(32 * kMatvecWarps), 0, s, tt, row_bytes, k, xt); break;

@@ -211,14 +211,11 @@ __global__ void __launch_bounds__(kThreads)
   using Q = Q8Unit<T>;
   constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
   __shared__ float red[kThreads / 32][NT * RT];
-  // Which weight this block serves (selected without indexing the parameter arrays, which would
-  // copy them to local memory).
-  const bool in1 = !kGlu && tg.n > 1 && blockIdx.x >= tg.first_block[1];
-  const bool in2 = !kGlu && tg.n > 2 && blockIdx.x >= tg.first_block[2];
-  const uint8_t* w = in2 ? tg.w[2] : in1 ? tg.w[1] : tg.w[0];
-  float* y = in2 ? tg.y[2] : in1 ? tg.y[1] : tg.y[0];
-  const int64_t n_out = in2 ? tg.n_out[2] : in1 ? tg.n_out[1] : tg.n_out[0];
-  const unsigned block = blockIdx.x - (in2 ? tg.first_block[2] : in1 ? tg.first_block[1] : 0u);
+  const BlockTarget bt = block_target<kGlu>(tg);
+  const uint8_t* w = bt.w;
+  float* y = bt.y;
+  const int64_t n_out = bt.n_out;
+  const unsigned block = bt.block;
   const int groups = kThreads / lanes, grp = threadIdx.x / lanes, li = threadIdx.x % lanes;
   const int64_t o0 = (int64_t(block) * groups + grp) * R;
   const uint8_t* rows[RT];
@@ -270,16 +267,10 @@ template <GGMLType T, int R, bool kGlu>
 void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
   const int64_t n_units = k / Q8Unit<T>::kElems;
   const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
-  const int rows_per_block = (kThreads / lanes) * R;
-  unsigned total = 0;
-  for (int i = 0; i < (kGlu ? 1 : tg.n); ++i) {
-    tg.first_block[i] = total;
-    total += blocks_for(tg.n_out[i], rows_per_block);
-  }
+  const unsigned total = assign_blocks(tg, (kThreads / lanes) * R);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
     const int nt = int(std::min<int64_t>(kMaxTokens, n_tokens - t0));
-    MatvecTargets tt = tg;
-    for (int i = 0; i < tt.n; ++i) tt.y[i] += t0 * tt.n_out[i];
+    const MatvecTargets tt = from_token(tg, t0);
     const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
     switch (nt) {
       case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
