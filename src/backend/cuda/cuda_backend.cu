@@ -106,6 +106,7 @@ class CudaBackend final : public Backend {
       }
     }
 #endif
+    arrivals_ = static_cast<int32_t*>(cuda_memory().alloc_zeroed(cuda::kDecodeArrivals * sizeof(int32_t)));
     cuda::add_flush_hook(&CudaBackend::flush_hook, this);
   }
   ~CudaBackend() override {
@@ -121,6 +122,7 @@ class CudaBackend final : public Backend {
     if (cublas_ws_) cuda_memory().free(cublas_ws_);
 #endif
     if (tc_.scratch) cuda_memory().free(tc_.scratch);
+    if (arrivals_) cuda_memory().free(arrivals_);
     for (auto& [host, up] : uploads_) cuda_memory().free(up.p);
     cudaStreamDestroy(stream_);
   }
@@ -344,9 +346,12 @@ class CudaBackend final : public Backend {
           arrays_.alloc(size_t(tp.n_tokens) * size_t(ap.n_head) * size_t(n_split) * size_t(g.head_dim + 2) * sizeof(float)));
     const int32_t* list = plan.rest_list;
     if (grouped)
+    {
+      int32_t* arrivals = arrivals_;
       defer([=](cudaStream_t s) { cuda::decode_attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
-                                                         partial, s); },
+                                                         partial, arrivals, s); },
             16, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
+    }
     else
       defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial,
                                                   s); },
@@ -528,6 +533,7 @@ class CudaBackend final : public Backend {
   bool repack_ = std::getenv("SQUEEZE_CUDA_REPACK") == nullptr || std::getenv("SQUEEZE_CUDA_REPACK")[0] != '0';
   cuda::TensorCores tc_;
   void* cublas_ws_ = nullptr;
+  int32_t* arrivals_ = nullptr;  // the split decode attention's counters (kernels.h)
   struct MatmulGroup {
     bool open = false;
     GGMLType type = GGMLType::F32;

@@ -37,6 +37,18 @@ __device__ __forceinline__ void pdl_start() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+// Weights are never written during a step, so a kernel may start fetching its weight rows into
+// L2 before pdl_start(): that fetch then overlaps the end of the kernels before it (a norm, the
+// attention). One bulk request per call (Hopper's cp.async.bulk.prefetch); the range is shrunk to
+// whole 16-byte units inside [p, p + bytes), so nothing outside the tensor is touched.
+__device__ __forceinline__ void prefetch_l2(const void* p, size_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + 15) & ~uintptr_t(15);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~uintptr_t(15);
+  if (e > a)
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(uint32_t(e - a)) : "memory");
+#endif
+}
 bool pdl_enabled();
 template <class... P, class... A>
 void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {

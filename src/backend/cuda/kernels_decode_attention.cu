@@ -64,11 +64,51 @@ __device__ __forceinline__ VWords<DL> load_v(const uint16_t* p) {
   return v;
 }
 
+constexpr int kMaxFoldSplits = 128;
+
+// out for query heads hk * G .. hk * G + G - 1 of token t from the gridDim.z partial records
+// (merge_kernel's arithmetic, in the same order). Reads bypass L1: other blocks wrote them.
+template <int G, int D>
+__device__ void merge_splits(const float* partial, int64_t t, int32_t n_head, int hk, float* out) {
+  __shared__ float wt[G][kMaxFoldSplits], lsum[G][kMaxFoldSplits];
+  __shared__ float inv_l[G];
+  const int S = int(gridDim.z);
+  const float* base = partial + (t * n_head + int64_t(hk) * G) * S * size_t(D + 2);
+  for (int i = threadIdx.x; i < G * S; i += blockDim.x) {
+    const float* r = base + i * size_t(D + 2);  // head i / S, split i % S
+    const float l = __ldcg(r + 1);
+    wt[i / S][i % S] = l > 0.0f ? __ldcg(r) : -INFINITY;  // an empty split has l = 0
+    lsum[i / S][i % S] = l;
+  }
+  __syncthreads();
+  if (threadIdx.x < G) {
+    const int g = threadIdx.x;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, wt[g][sp]);
+    float l = 0.0f;
+    for (int sp = 0; sp < S; ++sp) {
+      const float f = lsum[g][sp] > 0.0f ? expf(wt[g][sp] - mx) : 0.0f;
+      l += lsum[g][sp] * f;
+      wt[g][sp] = f;  // from here on: the split's weight
+    }
+    inv_l[g] = 1.0f / l;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+    const int g = i / D, e = i % D;
+    const float* r = base + g * S * size_t(D + 2) + 2 + e;
+    float a = 0.0f;
+    for (int sp = 0; sp < S; ++sp)
+      if (wt[g][sp] != 0.0f) a += __ldcg(r + sp * size_t(D + 2)) * wt[g][sp];
+    out[(t * n_head + int64_t(hk) * G + g) * D + e] = a * inv_l[g];
+  }
+}
+
 template <int D, int G>
 __global__ void __launch_bounds__(32 * kWarps)
     decode_attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* __restrict__ q,
-                            DevicePlacement tp, const int32_t* list, float* __restrict__ out, float* partial) {
-  pdl_start();
+                            DevicePlacement tp, const int32_t* list, float* __restrict__ out, float* partial,
+                            int32_t* arrivals) {
   constexpr int DL = D / 32;            // dimensions per lane
   constexpr int VB = DL == 8 ? 8 : 16;  // V rows loaded together
   using VRow = VWords<DL>;
@@ -80,6 +120,20 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int32_t* table = tp.ids + tp.offs[t];
   int32_t lo, hi;
   split_keys(tp.pos[t], window, kTile, lo, hi);
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(kv.k);
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(kv.v);
+  auto row_of = [&](int32_t kk) {
+    return ((size_t(table[kk / kv.block_size]) * kv.n_kv_heads + hk) * kv.block_size + kk % kv.block_size) * D;
+  };
+  // The placement arrays were copied in before the step's first kernel, so the lane's first key is
+  // known now: its K and V rows are fetched into L2 while the kernels before finish (L2 is
+  // coherent: the row the previous kernel writes is read for real only after pdl_start).
+  if (lo + 32 * warp + lane <= hi) {
+    const size_t r = row_of(lo + 32 * warp + lane);
+    prefetch_l2(kc + r, D * sizeof(uint16_t));
+    prefetch_l2(vc + r, D * sizeof(uint16_t));
+  }
+  pdl_start();
 
   for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
     const int g = i / D, e = i % D;
@@ -95,11 +149,6 @@ __global__ void __launch_bounds__(32 * kWarps)
 #pragma unroll
     for (int i = 0; i < DL; ++i) o[g][i] = 0.0f;
   }
-  const uint16_t* kc = reinterpret_cast<const uint16_t*>(kv.k);
-  const uint16_t* vc = reinterpret_cast<const uint16_t*>(kv.v);
-  auto row_of = [&](int32_t kk) {
-    return ((size_t(table[kk / kv.block_size]) * kv.n_kv_heads + hk) * kv.block_size + kk % kv.block_size) * D;
-  };
 
   for (int32_t k0 = lo + 32 * warp; k0 <= hi; k0 += kTile) {
     const int32_t kk = k0 + lane;
@@ -202,16 +251,33 @@ __global__ void __launch_bounds__(32 * kWarps)
       rec[2 + e] = acc;
     }
   }
+  if (gridDim.z == 1) return;
+  // The last split of (token, KV head) to finish merges them all (merge_kernel's arithmetic), so
+  // no separate merge launch sits between the attention and the output product. arrivals[] is
+  // zero before and after every launch.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t* a = arrivals + blockIdx.y * gridDim.x + hk;  // by list position: at most kDecodeArrivals
+    last = atomicAdd(a, 1) == int(gridDim.z) - 1;
+    if (last) *a = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_splits<G, D>(partial, t, n_head, hk, out);
 }
 
 template <int D>
 void launch_d(int g, dim3 grid, const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
-              const DevicePlacement& tp, const int32_t* list, float* out, float* partial, cudaStream_t s) {
+              const DevicePlacement& tp, const int32_t* list, float* out, float* partial, int32_t* arrivals,
+              cudaStream_t s) {
   switch (g) {
-    case 1: launch_pdl(decode_attention_kernel<D, 1>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
-    case 2: launch_pdl(decode_attention_kernel<D, 2>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
-    case 4: launch_pdl(decode_attention_kernel<D, 4>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
-    default: launch_pdl(decode_attention_kernel<D, 8>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial); break;
+    case 1: launch_pdl(decode_attention_kernel<D, 1>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
+    case 2: launch_pdl(decode_attention_kernel<D, 2>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
+    case 4: launch_pdl(decode_attention_kernel<D, 4>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
+    default: launch_pdl(decode_attention_kernel<D, 8>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
   }
 }
 
@@ -228,6 +294,7 @@ int32_t decode_attention_splits(int64_t n_tokens, int32_t n_kv_heads, int32_t ma
   // About 4 blocks per SM of an H100 when few (token, KV head) pairs share the work, each split
   // at least one 128-key tile.
   const int64_t pairs = n_tokens * n_kv_heads, want = 528;
+  static_assert(want <= kDecodeArrivals, "split launches must fit the arrival counters");
   if (pairs >= want) return 1;
   const int64_t tiles = (int64_t(max_keys) + kTile - 1) / kTile;
   return int32_t(std::max<int64_t>(1, std::min<int64_t>({(want + pairs - 1) / pairs, tiles, 128})));
@@ -235,19 +302,21 @@ int32_t decode_attention_splits(int64_t n_tokens, int32_t n_kv_heads, int32_t ma
 
 void decode_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
                       const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
-                      float* partial, cudaStream_t s) {
+                      float* partial, int32_t* arrivals, cudaStream_t s) {
   const int64_t n_tokens = list ? n_list : tp.n_tokens;
   if (n_tokens <= 0) return;
   if (!decode_attention_supported(kv, n_head)) throw Error("CUDA decode attention: unsupported head layout");
   if (n_tokens > 65535) throw Error("CUDA attention: more than 65535 tokens in one batch");
   n_split = std::max(1, n_split);
+  if (n_split > kMaxFoldSplits) throw Error(fmt("CUDA decode attention: %d splits, at most %d", n_split, kMaxFoldSplits));
+  if (n_split > 1 && n_tokens * kv.n_kv_heads > kDecodeArrivals)
+    throw Error("CUDA decode attention: too many (token, KV head) pairs for a split launch");
   const dim3 grid{unsigned(kv.n_kv_heads), unsigned(n_tokens), unsigned(n_split)};
   const int g = n_head / kv.n_kv_heads;
-  if (kv.head_dim == 64) launch_d<64>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, s);
-  else if (kv.head_dim == 128) launch_d<128>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, s);
-  else launch_d<256>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, s);
+  if (kv.head_dim == 64) launch_d<64>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
+  else if (kv.head_dim == 128) launch_d<128>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
+  else launch_d<256>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
   check_launch("decode_attention");
-  if (n_split > 1) attention_merge(partial, list, n_tokens, n_head, kv.head_dim, n_split, out, s);
 }
 
 }  // namespace squeeze::cuda

@@ -104,6 +104,75 @@ __global__ void rms_norm_q8_kernel(float* x, const float* delta, const float* w,
   }
 }
 
+// The decode form (few rows): each thread holds V float4 chunks of its row (chunk c = threadIdx.x +
+// j * blockDim.x) in registers, so x, delta and w are each read in one round trip (w before
+// pdl_start: weights do not depend on the kernels before), instead of one dependent round trip
+// per element of a strided loop. Same results as rms_norm_kernel / rms_norm_q8_kernel up to the
+// order of the (double) sum of squares. With xq: 8 consecutive threads hold a 32-element block.
+template <int V, bool kQ8>
+__global__ void rms_norm_vec_kernel(float* x, const float* delta, const float* w, float w_offset, int64_t n, float eps,
+                                    float* y, uint8_t* xq) {
+  const int64_t n4 = n / 4;
+  float4 wv[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int64_t c = threadIdx.x + int64_t(j) * blockDim.x;
+    if (c < n4) wv[j] = reinterpret_cast<const float4*>(w)[c];
+  }
+  pdl_start();
+  float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * n);
+  const float4* dr = delta ? reinterpret_cast<const float4*>(delta + int64_t(blockIdx.x) * n) : nullptr;
+  float4 v[V];
+  double ss = 0;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int64_t c = threadIdx.x + int64_t(j) * blockDim.x;
+    if (c >= n4) continue;
+    v[j] = xr[c];
+    if (dr) {
+      const float4 d = dr[c];
+      v[j] = make_float4(v[j].x + d.x, v[j].y + d.y, v[j].z + d.z, v[j].w + d.w);
+    }
+    ss += double(v[j].x) * v[j].x + double(v[j].y) * v[j].y + double(v[j].z) * v[j].z + double(v[j].w) * v[j].w;
+  }
+  if (dr)
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const int64_t c = threadIdx.x + int64_t(j) * blockDim.x;
+      if (c < n4) xr[c] = v[j];
+    }
+  ss = block_sum(ss);
+  const float s = 1.0f / sqrtf(float(ss / double(n)) + eps);
+  float4* yr = reinterpret_cast<float4*>(y + int64_t(blockIdx.x) * n);
+  uint8_t* qrow = kQ8 ? xq + size_t(blockIdx.x) * q8x_bytes(n) : nullptr;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int64_t c = threadIdx.x + int64_t(j) * blockDim.x;
+    const bool on = c < n4;  // whole 8-thread groups are on or off (n % 32 == 0 with kQ8)
+    if (!kQ8 && !on) continue;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (on) {
+      o = make_float4((v[j].x * s) * (wv[j].x + w_offset), (v[j].y * s) * (wv[j].y + w_offset),
+                      (v[j].z * s) * (wv[j].z + w_offset), (v[j].w * s) * (wv[j].w + w_offset));
+      yr[c] = o;
+    }
+    if constexpr (kQ8) {
+      // quantize_block32's arithmetic over 8 threads of 4 values.
+      float amax = fmaxf(fmaxf(fabsf(o.x), fabsf(o.y)), fmaxf(fabsf(o.z), fabsf(o.w)));
+      for (int m = 1; m < 8; m <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
+      const float d = amax / 127.0f;
+      const int q0 = amax == 0.0f ? 0 : __float2int_rn(o.x / d), q1 = amax == 0.0f ? 0 : __float2int_rn(o.y / d);
+      const int q2 = amax == 0.0f ? 0 : __float2int_rn(o.z / d), q3 = amax == 0.0f ? 0 : __float2int_rn(o.w / d);
+      int sum = q0 + q1 + q2 + q3;
+      for (int m = 1; m < 8; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+      if (on) {
+        reinterpret_cast<char4*>(qrow)[c] = make_char4(int8_t(q0), int8_t(q1), int8_t(q2), int8_t(q3));
+        if ((c & 7) == 0) reinterpret_cast<float2*>(qrow + n)[c >> 3] = make_float2(d, d * float(sum));
+      }
+    }
+  }
+}
+
 // ---- argmax -------------------------------------------------------------------------------
 
 __device__ __forceinline__ void take_better(float& best, int32_t& bi, float v, int32_t i) {
@@ -210,16 +279,19 @@ __device__ __forceinline__ void kv_store(const DeviceKV& kv, uint8_t* base, size
 // its rotated pair, and the value elements of the same places, in the cache.
 __global__ void rope_kv_write_kernel(float* q, int64_t n_head, float* k, const float* v, DeviceKV kv, DevicePlacement tp,
                                      float base, float freq_scale, const float* freq_factors, bool neox) {
-  pdl_start();
   const int32_t d = kv.head_dim, half = d / 2;
   const int64_t heads = n_head + kv.n_kv_heads;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= tp.n_tokens * heads * half) return;
   const int32_t i = int32_t(idx % half);
   const int64_t th = idx / half, t = th / heads, h = th % heads;
+  // The placement arrays were copied in before the step's first kernel and the frequency factors
+  // are weights: the angle and the cache slot are found before waiting for the product of q, k, v.
   const int32_t p = tp.pos[t];
   float c, s;
   rope_angle(i, d, base, freq_scale, freq_factors, p, c, s);
+  const int32_t block = h < n_head ? 0 : tp.ids[tp.offs[t] + p / kv.block_size], slot = p % kv.block_size;
+  pdl_start();
   const int32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
   float* x = h < n_head ? q + (t * n_head + h) * d : k + (t * kv.n_kv_heads + (h - n_head)) * d;
   const float x0 = x[a], x1 = x[b];
@@ -228,7 +300,6 @@ __global__ void rope_kv_write_kernel(float* q, int64_t n_head, float* k, const f
   x[b] = r1;
   if (h < n_head) return;
   const int64_t hk = h - n_head;
-  const int32_t block = tp.ids[tp.offs[t] + p / kv.block_size], slot = p % kv.block_size;
   const size_t e = ((size_t(block) * kv.n_kv_heads + hk) * kv.block_size + slot) * d;
   const float* vr = v + (t * kv.n_kv_heads + hk) * d;
   kv_store(kv, kv.k, e + a, r0);
@@ -303,7 +374,28 @@ void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n
 void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,
               float* y, cudaStream_t s, uint8_t* xq) {
   if (rows <= 0) return;
-  // Few rows (decode): wide blocks, so that each thread has few elements (one block per row).
+  // Few rows (decode): each thread holds its elements in registers (rms_norm_vec_kernel).
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const int64_t n4 = n / 4;
+  if (rows <= 16 && n % 32 == 0 && n4 <= 4 * 1024 && aligned(x) && aligned(w) && aligned(y) &&
+      (!delta || aligned(delta)) && (!xq || aligned(xq))) {
+    const int v = n4 <= 1024 ? 1 : n4 <= 2048 ? 2 : 4;
+    const int threads = int((n4 + v - 1) / v + 31) / 32 * 32;
+    auto go = [&](auto kernel) {
+      launch_pdl(kernel, dim3(unsigned(rows)), dim3(threads), 0, s, x, delta, w, w_offset, n, eps, y, xq);
+    };
+    if (xq) {
+      if (v == 1) go(rms_norm_vec_kernel<1, true>);
+      else if (v == 2) go(rms_norm_vec_kernel<2, true>);
+      else go(rms_norm_vec_kernel<4, true>);
+    } else {
+      if (v == 1) go(rms_norm_vec_kernel<1, false>);
+      else if (v == 2) go(rms_norm_vec_kernel<2, false>);
+      else go(rms_norm_vec_kernel<4, false>);
+    }
+    check_launch("rms_norm");
+    return;
+  }
   const int threads = rows <= 16 && n >= 2048 ? 1024 : n >= 1024 ? 256 : n >= 256 ? 128 : 32;
   if (xq) {
     if (n % 32 != 0) throw Error("CUDA rms_norm: quantized output needs rows of a multiple of 32");

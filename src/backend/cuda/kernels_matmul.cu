@@ -75,7 +75,6 @@ __device__ __forceinline__ void dot8(const float v[8], const float* x, int64_t k
 template <GGMLType T, int NT, bool kGlu>
 __global__ void __launch_bounds__(32 * kMatvecWarps)
     matvec_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, const float* __restrict__ x) {
-  pdl_start();
   __shared__ float part[kMatvecWarps][NT];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const BlockTarget bt = block_target<kGlu>(tg);
@@ -84,6 +83,10 @@ __global__ void __launch_bounds__(32 * kMatvecWarps)
   const int64_t n_out = bt.n_out;
   const unsigned block = bt.block;
   const int64_t o = kGlu ? int64_t(block) * 2 + (warp & 1) : int64_t(block) * kMatvecWarps + warp;
+  // The weights do not depend on the kernels before: the row's first bytes are fetched while
+  // those finish (about 16 MB over a full wave of blocks; L2: 50 MB).
+  if (lane == 0 && o < n_out) prefetch_l2(w + size_t(o) * row_bytes, row_bytes < 4096 ? row_bytes : 4096);
+  pdl_start();
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.0f;

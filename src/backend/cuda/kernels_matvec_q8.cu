@@ -33,6 +33,9 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kMaxTokens = 4;  // tokens per pass
+// Bytes of each weight row fetched into L2 before the kernel waits for the previous one: about one
+// pass of a group over the row, and about 16 MB over a full wave of blocks (L2: 50 MB).
+constexpr size_t kPrefetchRowBytes = 2304;
 
 // One warp per 32-element block.
 __global__ void quantize_q8x_kernel(const float* __restrict__ x, int64_t k, int64_t n_blocks,
@@ -204,10 +207,9 @@ struct Q8Unit<kQ6_KR> {
 
 // With kGlu, each group takes R rows of the gate (w[0]) and the same R rows of the up weight
 // (w[1]) and writes act(gate) * up to y[0].
-template <GGMLType T, int NT, int R, bool kGlu>
+template <GGMLType T, int NT, int R, bool kGlu, bool kPair>
 __global__ void __launch_bounds__(kThreads)
     qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
-  pdl_start();
   using Q = Q8Unit<T>;
   constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
   __shared__ float red[kThreads / 32][NT * RT];
@@ -224,6 +226,10 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t o = o0 + r % R;
     rows[r] = (kGlu && r >= R ? tg.w[1] : w) + size_t(o < n_out ? o : n_out - 1) * row_bytes;
   }
+  // The weights do not depend on the kernels before: their first bytes are fetched while those
+  // finish (one request per row of each group, by the group's first threads).
+  if (li < RT && o0 + li % R < n_out) prefetch_l2(rows[li], row_bytes < kPrefetchRowBytes ? row_bytes : kPrefetchRowBytes);
+  pdl_start();
   float acc[NT][RT];
 #pragma unroll
   for (int t = 0; t < NT; ++t)
@@ -231,7 +237,25 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = 0; r < RT; ++r) acc[t][r] = 0.0f;
   const int64_t n_units = k / Q::kElems;
   const size_t x_stride = q8x_bytes(k);
-  for (int64_t u = li; u < n_units; u += lanes) {
+  int64_t u = li;
+  // kPair (long rows, as the FFN's down product): two passes' loads in flight before their use,
+  // the sums still added pass by pass.
+  if constexpr (kPair)
+    for (; u + lanes < n_units; u += 2 * lanes) {
+      typename Q::W wa[RT], wb[RT];
+#pragma unroll
+      for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wa[r]);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) Q::load(rows[r], u + lanes, wb[r]);
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wa[r], xq + t * x_stride, k, u));
+          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wb[r], xq + t * x_stride, k, u + lanes));
+        }
+    }
+  for (; u < n_units; u += lanes) {
     typename Q::W wu[RT];
 #pragma unroll
     for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wu[r]);
@@ -263,7 +287,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <GGMLType T, int R, bool kGlu>
+template <GGMLType T, int R, bool kGlu, bool kPair>
 void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
   const int64_t n_units = k / Q8Unit<T>::kElems;
   const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
@@ -273,10 +297,10 @@ void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* x
     const MatvecTargets tt = from_token(tg, t0);
     const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
     switch (nt) {
-      case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      case 2: launch_pdl(qmv8_kernel<T, 2, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      case 3: launch_pdl(qmv8_kernel<T, 3, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      default: launch_pdl(qmv8_kernel<T, 4, R, kGlu>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 2: launch_pdl(qmv8_kernel<T, 2, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 3: launch_pdl(qmv8_kernel<T, 3, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      default: launch_pdl(qmv8_kernel<T, 4, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
     }
     check_launch("qmv8");
   }
@@ -285,8 +309,10 @@ void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* x
 template <GGMLType T, int R>
 void launch_qmv8(const MatvecTargets& tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens,
                  cudaStream_t s) {
-  if (tg.glu) return launch_qmv8<T, (R > 2 ? R / 2 : R), true>(tg, row_bytes, k, xq, n_tokens, s);
-  launch_qmv8<T, R, false>(tg, row_bytes, k, xq, n_tokens, s);
+  if (tg.glu) return launch_qmv8<T, (R > 2 ? R / 2 : R), true, false>(tg, row_bytes, k, xq, n_tokens, s);
+  // Rows of at least two passes of 128 threads (the FFN's down product): kPair.
+  if (k / Q8Unit<T>::kElems >= 256) return launch_qmv8<T, R, false, true>(tg, row_bytes, k, xq, n_tokens, s);
+  launch_qmv8<T, R, false, false>(tg, row_bytes, k, xq, n_tokens, s);
 }
 
 }  // namespace
