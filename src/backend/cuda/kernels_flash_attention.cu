@@ -1,4 +1,6 @@
 // Prefill attention on the tensor cores (FlashAttention-2 style) over the paged F16 KV cache.
+// Key tiles are gathered with cp.async into two shared-memory stages: the next tile's rows are in
+// flight while the block computes on the current one.
 //
 // The batch's runs of consecutive positions of one sequence are cut into query tiles of up to 64
 // tokens (the host lists them: attention_tiles). One block of 4 warps takes a (tile, query head):
@@ -59,13 +61,28 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// 16 bytes global -> shared without passing through registers; zeros when !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const uint32_t d = uint32_t(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+template <int D>
+__host__ __device__ constexpr int stride_halves() { return D + 8; }  // halves per shared K / V row
+// Dynamic shared memory: two stages of (K tile, V tile), so that one key tile is gathered while
+// the block computes on the other.
+template <int D>
+constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * kKeys * stride_halves<D>() * sizeof(uint16_t); }
+
 template <int D>
 __global__ void __launch_bounds__(32 * kWarps)
     flash_attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* __restrict__ q,
                            DevicePlacement tp, const int32_t* __restrict__ tiles, float* __restrict__ out) {
-  constexpr int kStride = D + 8;  // halves per shared row
-  __shared__ alignas(16) uint16_t ks[kKeys * kStride];
-  __shared__ alignas(16) uint16_t vs[kKeys * kStride];
+  constexpr int kStride = stride_halves<D>();
+  extern __shared__ uint4 smem_words[];  // 16-byte aligned
+  uint16_t* const stage_base = reinterpret_cast<uint16_t*>(smem_words);
   // Tiles late in their sequences have the most keys: start them first.
   const int tile = int(gridDim.x - 1 - blockIdx.x);
   const int h = int(blockIdx.y);
@@ -109,22 +126,33 @@ __global__ void __launch_bounds__(32 * kWarps)
   const uint16_t* kc = reinterpret_cast<const uint16_t*>(kv.k);
   const uint16_t* vc = reinterpret_cast<const uint16_t*>(kv.v);
 
-  for (int32_t k0 = k_first; k0 <= p_last; k0 += kKeys) {
-    __syncthreads();  // the previous tile's reads of ks / vs are done
+  // Gathers key tile k0 into stage st (zeros past the last key: masked, and no stale NaN reaches
+  // p * V).
+  auto gather = [&](int st, int32_t k0) {
+    uint16_t* ks = stage_base + st * 2 * kKeys * kStride;
+    uint16_t* vs = ks + kKeys * kStride;
     for (int i = threadIdx.x; i < kKeys * (D / 8); i += 32 * kWarps) {
       const int row = i / (D / 8), ch = i % (D / 8);
       const int32_t kk = k0 + row;
-      uint4 a = make_uint4(0, 0, 0, 0), b = a;
-      if (kk <= p_last) {  // zeros past the last key: masked, and no stale NaN reaches p * V
-        const size_t e =
-            ((size_t(table[kk / kv.block_size]) * kv.n_kv_heads + hk) * kv.block_size + kk % kv.block_size) * D + 8 * ch;
-        a = *reinterpret_cast<const uint4*>(kc + e);
-        b = *reinterpret_cast<const uint4*>(vc + e);
-      }
-      *reinterpret_cast<uint4*>(ks + row * kStride + 8 * ch) = a;
-      *reinterpret_cast<uint4*>(vs + row * kStride + 8 * ch) = b;
+      const bool valid = kk <= p_last;
+      const size_t e = valid ? ((size_t(table[kk / kv.block_size]) * kv.n_kv_heads + hk) * kv.block_size +
+                                kk % kv.block_size) * D + 8 * ch
+                             : 0;
+      cp_async16(ks + row * kStride + 8 * ch, kc + e, valid);
+      cp_async16(vs + row * kStride + 8 * ch, vc + e, valid);
     }
+  };
+  gather(0, k_first);
+  cp_async_commit();
+  int it = 0;
+  for (int32_t k0 = k_first; k0 <= p_last; k0 += kKeys, ++it) {
+    const int st = it & 1;
+    if (k0 + kKeys <= p_last) gather(st ^ 1, k0 + kKeys);  // the next tile, while this one is used
+    cp_async_commit();
+    cp_async_wait_one();  // this tile's group has landed (the next one may still be in flight)
     __syncthreads();
+    const uint16_t* ks = stage_base + st * 2 * kKeys * kStride;
+    const uint16_t* vs = ks + kKeys * kStride;
 
     // Scores: s[j] covers keys k0 + 8j .. 8j + 7 (this thread: columns 2tig, 2tig + 1; rows r0, r1).
     float s[kKeys / 8][4];
@@ -191,6 +219,7 @@ __global__ void __launch_bounds__(32 * kWarps)
         mma16816(o[2 * jj + 1], pa, b2, b3);
       }
     }
+    __syncthreads();  // every warp is done with stage st before the next iteration refills it
   }
 
   l0 = quad_sum(l0);
@@ -222,10 +251,13 @@ void flash_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t wi
   if (kv.n_kv_heads <= 0 || n_head % kv.n_kv_heads != 0)
     throw Error(fmt("CUDA attention: %d query heads are not a multiple of %d KV heads", n_head, kv.n_kv_heads));
   const dim3 grid{unsigned(n_tiles), unsigned(n_head)};
-  if (kv.head_dim == 64)
-    flash_attention_kernel<64><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, tiles, out);
-  else
-    flash_attention_kernel<128><<<grid, 32 * kWarps, 0, s>>>(kv, n_head, scale, window, q, tp, tiles, out);
+  auto go = [&](auto kernel, size_t smem) {
+    static const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    check(set, "flash attention shared memory");
+    kernel<<<grid, 32 * kWarps, smem, s>>>(kv, n_head, scale, window, q, tp, tiles, out);
+  };
+  if (kv.head_dim == 64) go(flash_attention_kernel<64>, flash_smem_bytes<64>());
+  else go(flash_attention_kernel<128>, flash_smem_bytes<128>());
   check_launch("flash_attention");
 }
 
