@@ -182,20 +182,18 @@ class CudaBackend final : public Backend {
     // The activations come straight from a norm (the op just queued, writing exactly x): that
     // kernel writes them quantized too, and the product skips its quantize pass.
     const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
-    const bool fused = fuse_ && q8 && last_norm_.index != SIZE_MAX && last_norm_.index + 1 == pending_.size() &&
-                       last_norm_.y == g.x &&
-                       last_norm_.rows == g.n_tokens && last_norm_.n == g.k;
+    const QuantizingOp& pr = last_producer_;
+    const bool fused = fuse_ && q8 && pr.index != SIZE_MAX && pr.index + 1 == pending_.size() && pr.y == g.x &&
+                       pr.rows == g.n_tokens && pr.n == g.k;
     if (fused) {
-      const NormOp nm = last_norm_;
       auto* xq = static_cast<uint8_t*>(scratch);
-      pending_.back() = [=](cudaStream_t s) {
-        cuda::rms_norm(nm.x, nm.delta, nm.w, nm.w_offset, nm.rows, nm.n, nm.eps, nm.y, s, xq);
-      };
+      const auto launch = pr.launch;
+      pending_.back() = [=](cudaStream_t s) { launch(s, xq); };
       sig_.push_back(17);
       sig_word(sig_, static_cast<const void*>(xq));
-      prof_.rename_last("rms_norm+quantize");
+      prof_.rename_last(pr.name);
     }
-    last_norm_.index = SIZE_MAX;
+    last_producer_.index = SIZE_MAX;
     if (prof_.per_op())
       prof_.name_next(fmt("matmul %s %s %lldx%lld%s", type_name(g.type),
                           g.n_tokens <= 8 ? (q8 ? "matvec-q8" : "matvec") : tc && tc_.handle ? "tc" : "gemm",
@@ -348,9 +346,15 @@ class CudaBackend final : public Backend {
     if (grouped)
     {
       int32_t* arrivals = arrivals_;
-      defer([=](cudaStream_t s) { cuda::decode_attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
-                                                         partial, arrivals, s); },
-            16, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial);
+      auto launch = [=](cudaStream_t s, uint8_t* xq) {
+        cuda::decode_attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial, arrivals, xq, s);
+      };
+      defer([=](cudaStream_t s) { launch(s, nullptr); }, 16, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
+            partial);
+      // Decode tokens only (row t of out is batch token t): the output product may take it quantized.
+      if (plan.n_tiles == 0 && n_rest == tp.n_tokens)
+        last_producer_ = QuantizingOp{pending_.size() - 1, out, tp.n_tokens, int64_t(n_head) * g.head_dim, launch,
+                                      "decode_attention+quantize"};
     }
     else
       defer([=](cudaStream_t s) { cuda::attention(dkv, n_head, sc, window, q, p, list, n_rest, out, n_split, partial,
@@ -371,22 +375,26 @@ class CudaBackend final : public Backend {
     size_t bytes = 0;
   };
 
-  // An RMSNorm as queued; last_norm_.index: its place in pending_ (SIZE_MAX: none to fuse with).
-  struct NormOp {
+  // The op just queued (at pending_[index]) writes y, rows x n floats, and can also write them as
+  // the integer matvec's 8-bit activations (launch with xq): a product of exactly y that follows
+  // takes them from it and skips its own quantize pass.
+  struct QuantizingOp {
     size_t index = SIZE_MAX;
-    float* x = nullptr;
-    const float* delta = nullptr;
-    const float* w = nullptr;
-    float w_offset = 0, eps = 0;
+    const float* y = nullptr;
     int64_t rows = 0, n = 0;
-    float* y = nullptr;
+    std::function<void(cudaStream_t, uint8_t*)> launch;
+    const char* name = "";
   };
 
   void norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) {
     const float* dw = host_floats(w, n);
     defer([=](cudaStream_t s) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s); }, delta ? 5 : 4, x, delta,
           dw, w_offset, rows, n, eps, y);
-    last_norm_ = NormOp{pending_.size() - 1, x, delta, dw, w_offset, eps, rows, n, y};
+    last_producer_ = QuantizingOp{pending_.size() - 1, y, rows, n,
+                                  [=](cudaStream_t s, uint8_t* xq) {
+                                    cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s, xq);
+                                  },
+                                  "rms_norm+quantize"};
   }
 
   // ---- deferred launches and graphs -------------------------------------------------------------
@@ -426,7 +434,7 @@ class CudaBackend final : public Backend {
     struct Clear {  // the pending list is spent however this ends
       CudaBackend* b;
       ~Clear() {
-        b->last_norm_.index = SIZE_MAX;
+        b->last_producer_.index = SIZE_MAX;
         b->pending_.clear();
         b->sig_.clear();
         b->prof_.clear_queue();
@@ -542,7 +550,7 @@ class CudaBackend final : public Backend {
     size_t rb = 0;
     cuda::MatvecTargets tg;
   } group_;
-  NormOp last_norm_;
+  QuantizingOp last_producer_;  // index SIZE_MAX: none to fuse with
 };
 
 }  // namespace

@@ -68,8 +68,16 @@ constexpr int kMaxFoldSplits = 128;
 
 // out for query heads hk * G .. hk * G + G - 1 of token t from the gridDim.z partial records
 // (merge_kernel's arithmetic, in the same order). Reads bypass L1: other blocks wrote them.
+// Element e of head h of token t's output into its 8-bit row (quantize_block32: the calling warp
+// holds the 32-element block, D % 32 == 0).
+template <int D>
+__device__ __forceinline__ void store_q8(float v, int64_t t, int32_t n_head, int h, int e, uint8_t* xq) {
+  const int64_t k = int64_t(n_head) * D;
+  quantize_block32(v, threadIdx.x & 31, xq + size_t(t) * q8x_bytes(k), k, (int64_t(h) * D + e) / 32);
+}
+
 template <int G, int D>
-__device__ void merge_splits(const float* partial, int64_t t, int32_t n_head, int hk, float* out) {
+__device__ void merge_splits(const float* partial, int64_t t, int32_t n_head, int hk, float* out, uint8_t* xq) {
   __shared__ float wt[G][kMaxFoldSplits], lsum[G][kMaxFoldSplits];
   __shared__ float inv_l[G];
   const int S = int(gridDim.z);
@@ -101,6 +109,7 @@ __device__ void merge_splits(const float* partial, int64_t t, int32_t n_head, in
     for (int sp = 0; sp < S; ++sp)
       if (wt[g][sp] != 0.0f) a += __ldcg(r + sp * size_t(D + 2)) * wt[g][sp];
     out[(t * n_head + int64_t(hk) * G + g) * D + e] = a * inv_l[g];
+    if (xq) store_q8<D>(a * inv_l[g], t, n_head, hk * G + g, e, xq);
   }
 }
 
@@ -108,7 +117,7 @@ template <int D, int G>
 __global__ void __launch_bounds__(32 * kWarps)
     decode_attention_kernel(DeviceKV kv, int32_t n_head, float scale, int32_t window, const float* __restrict__ q,
                             DevicePlacement tp, const int32_t* list, float* __restrict__ out, float* partial,
-                            int32_t* arrivals) {
+                            int32_t* arrivals, uint8_t* xq) {
   constexpr int DL = D / 32;            // dimensions per lane
   constexpr int VB = DL == 8 ? 8 : 16;  // V rows loaded together
   using VRow = VWords<DL>;
@@ -242,6 +251,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     const int h = hk * G + g;
     if (gridDim.z == 1) {
       out[(t * n_head + h) * D + e] = acc / sum;
+      if (xq) store_q8<D>(acc / sum, t, n_head, h, e, xq);  // a warp holds 32 consecutive e of one head
     } else {
       float* rec = partial + ((t * n_head + h) * gridDim.z + blockIdx.z) * size_t(D + 2);
       if (e == 0) {
@@ -266,18 +276,18 @@ __global__ void __launch_bounds__(32 * kWarps)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  merge_splits<G, D>(partial, t, n_head, hk, out);
+  merge_splits<G, D>(partial, t, n_head, hk, out, xq);
 }
 
 template <int D>
 void launch_d(int g, dim3 grid, const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
               const DevicePlacement& tp, const int32_t* list, float* out, float* partial, int32_t* arrivals,
-              cudaStream_t s) {
+              uint8_t* xq, cudaStream_t s) {
   switch (g) {
-    case 1: launch_pdl(decode_attention_kernel<D, 1>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
-    case 2: launch_pdl(decode_attention_kernel<D, 2>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
-    case 4: launch_pdl(decode_attention_kernel<D, 4>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
-    default: launch_pdl(decode_attention_kernel<D, 8>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals); break;
+    case 1: launch_pdl(decode_attention_kernel<D, 1>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq); break;
+    case 2: launch_pdl(decode_attention_kernel<D, 2>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq); break;
+    case 4: launch_pdl(decode_attention_kernel<D, 4>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq); break;
+    default: launch_pdl(decode_attention_kernel<D, 8>, dim3(grid), dim3(32 * kWarps), 0, s, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq); break;
   }
 }
 
@@ -302,7 +312,7 @@ int32_t decode_attention_splits(int64_t n_tokens, int32_t n_kv_heads, int32_t ma
 
 void decode_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
                       const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
-                      float* partial, int32_t* arrivals, cudaStream_t s) {
+                      float* partial, int32_t* arrivals, uint8_t* xq, cudaStream_t s) {
   const int64_t n_tokens = list ? n_list : tp.n_tokens;
   if (n_tokens <= 0) return;
   if (!decode_attention_supported(kv, n_head)) throw Error("CUDA decode attention: unsupported head layout");
@@ -313,9 +323,9 @@ void decode_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t w
     throw Error("CUDA decode attention: too many (token, KV head) pairs for a split launch");
   const dim3 grid{unsigned(kv.n_kv_heads), unsigned(n_tokens), unsigned(n_split)};
   const int g = n_head / kv.n_kv_heads;
-  if (kv.head_dim == 64) launch_d<64>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
-  else if (kv.head_dim == 128) launch_d<128>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
-  else launch_d<256>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, s);
+  if (kv.head_dim == 64) launch_d<64>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq, s);
+  else if (kv.head_dim == 128) launch_d<128>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq, s);
+  else launch_d<256>(g, grid, kv, n_head, scale, window, q, tp, list, out, partial, arrivals, xq, s);
   check_launch("decode_attention");
 }
 
