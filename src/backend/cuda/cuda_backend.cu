@@ -352,7 +352,7 @@ class CudaBackend final : public Backend {
       defer([=](cudaStream_t s) { launch(s, nullptr); }, 16, dkv, n_head, sc, window, q, p, list, n_rest, out, n_split,
             partial);
       // Decode tokens only (row t of out is batch token t): the output product may take it quantized.
-      if (plan.n_tiles == 0 && n_rest == tp.n_tokens)
+      if (plan.n_tiles == 0 && n_rest == tp.n_tokens && (n_split == 1 || cuda::decode_attention_folds(n_split)))
         last_producer_ = QuantizingOp{pending_.size() - 1, out, tp.n_tokens, int64_t(n_head) * g.head_dim, launch,
                                       "decode_attention+quantize"};
     }

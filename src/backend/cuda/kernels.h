@@ -195,13 +195,17 @@ void attention_merge(const float* partial, const int32_t* list, int64_t n_tokens
 // kernels_decode_attention.cu: the same attention for decode tokens, one block per (KV head,
 // token, split) serving the KV head's query heads together (F16 cache, head_dim 64/128/256,
 // 1/2/4/8 query heads per KV head). partial as for attention().
-// With n_split > 1 the last split block of each (token, KV head) merges the splits itself;
-// arrivals: kDecodeArrivals zeroed int32 counters of device memory (left zeroed), for that.
+// With 1 < n_split, decode_attention_folds(): the last split block of each (token, KV head)
+// merges the splits itself; arrivals: kDecodeArrivals zeroed int32 counters of device memory (left
+// zeroed), for that.
 // With xq, out is also written as the integer matvec's 8-bit activations (rows of
 // q8x_bytes(n_head * head_dim), by batch token).
 inline constexpr int64_t kDecodeArrivals = 1024;
 bool decode_attention_supported(const DeviceKV& kv, int32_t n_head);
 int32_t decode_attention_splits(int64_t n_tokens, int32_t n_kv_heads, int32_t max_keys);
+// Whether a launch of n_split splits merges them in its last block (else a merge kernel follows,
+// and xq must be null).
+bool decode_attention_folds(int32_t n_split);
 void decode_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t window, const float* q,
                       const DevicePlacement& tp, const int32_t* list, int64_t n_list, float* out, int32_t n_split,
                       float* partial, int32_t* arrivals, uint8_t* xq, cudaStream_t s);
