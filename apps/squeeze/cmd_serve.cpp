@@ -47,6 +47,10 @@ int cmd_serve(int argc, char** argv) {
   a.value("", "--port", "PORT", "port to listen on (0: any free port)", "8080");
   a.value("", "--api-key", "KEY", "require 'Authorization: Bearer KEY' on /v1 requests");
   a.value("", "--kv-memory", "SIZE", "memory for the KV cache, e.g. 512M or 2G", "1G");
+  a.value("", "--swap-space", "SIZE",
+          "host memory for the KV of preempted requests, which then resume without recomputing (page-locked on a "
+          "GPU); 0: recompute them. auto: 4G on cuda, 0 on cpu",
+          "auto");
   a.value("", "--parallel", "N", "most sequences running at once", "64");
   a.value("-c", "--ctx-size", "N", "the most tokens (prompt + generated) of one request (default: the model's training context)");
   a.value("", "--step-tokens", "N", "token budget of one engine step (chunked prefill)", "512");
@@ -71,6 +75,12 @@ int cmd_serve(int argc, char** argv) {
   if (ec.n_blocks < 1) throw Error("--kv-memory is smaller than one KV block");
   std::fprintf(stderr, "squeeze: KV cache %d blocks of %d tokens (%.1f MiB), context %d\n", ec.n_blocks, ec.block_size,
                double(ec.n_blocks) * double(block_bytes) / 1048576.0, n_ctx);
+
+  const std::string swap = a.str("--swap-space");
+  ec.swap_bytes = swap == "auto" ? (lm.backend->memory().is_host() ? 0 : size_t(4) << 30) : size_t(parse_size(swap));
+  if (ec.swap_bytes > 0)
+    std::fprintf(stderr, "squeeze: swap space %.1f MiB for the KV of preempted requests\n",
+                 double(ec.swap_bytes) / 1048576.0);
 
   Engine engine(*lm.model, *lm.backend, lm.tokenizer.get(), ec);
   GenerationService service(engine, *lm.tokenizer);

@@ -12,7 +12,8 @@ Engine::Engine(Model& model, Backend& backend, const Tokenizer* tokenizer, const
     : model_(model), backend_(backend), tokenizer_(tokenizer), cfg_(cfg),
       kv_(model.kv_geometry(cfg.n_blocks, cfg.kv_type, cfg.block_size), backend.memory()),
       cache_(kv_.pool(), cfg.block_size),
-      scheduler_(cache_, kv_, cfg.max_step_tokens, cfg.max_seqs) {}
+      swap_(cfg.swap_bytes > 0 ? std::make_unique<SwapSpace>(kv_, cfg.swap_bytes) : nullptr),
+      scheduler_(cache_, kv_, cfg.max_step_tokens, cfg.max_seqs, swap_.get()) {}
 
 int64_t Engine::add(std::vector<int32_t> prompt, const SamplingParams& sp, int32_t max_new_tokens, bool ignore_eos,
                     int32_t n_logprobs) {

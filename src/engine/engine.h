@@ -15,6 +15,7 @@
 #include "engine/sequence.h"
 #include "kv/kv_cache.h"
 #include "kv/prefix_cache.h"
+#include "kv/swap_space.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +28,9 @@ struct EngineConfig {
   int32_t max_step_tokens = 512;   // token budget of one step (chunked prefill)
   int32_t max_seqs = 64;           // sequences running at once
   int32_t n_ctx = 4096;            // the most positions one sequence may reach
+  // Host memory for the KV blocks of preempted sequences (kv/swap_space.h); 0: a preempted
+  // sequence drops its KV and recomputes it.
+  size_t swap_bytes = 0;
 };
 
 class Engine {
@@ -64,6 +68,7 @@ class Engine {
   const PrefixCache& prefix_cache() const { return cache_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const KVCache& kv() const { return kv_; }
+  const SwapSpace* swap_space() const { return swap_.get(); }  // null without one
 
  private:
   void finish(Sequence& s, FinishReason why);
@@ -79,6 +84,7 @@ class Engine {
   EngineConfig cfg_;
   KVCache kv_;
   PrefixCache cache_;
+  std::unique_ptr<SwapSpace> swap_;
   Scheduler scheduler_;
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs_;
   mutable std::vector<int32_t> fill_scratch_;  // kv_usage(): per block, slots written

@@ -7,9 +7,9 @@
 
 namespace squeeze {
 
-Scheduler::Scheduler(PrefixCache& cache, KVCache& kv, int32_t max_step_tokens, int32_t max_seqs)
+Scheduler::Scheduler(PrefixCache& cache, KVCache& kv, int32_t max_step_tokens, int32_t max_seqs, SwapSpace* swap)
     : cache_(cache), kv_(kv), block_size_(kv.geometry().block_size), max_step_tokens_(std::max(1, max_step_tokens)),
-      max_seqs_(std::max(1, max_seqs)) {}
+      max_seqs_(std::max(1, max_seqs)), swap_(swap) {}
 
 void Scheduler::add(Sequence* seq) {
   seq->state = SeqState::waiting;
@@ -33,10 +33,19 @@ bool Scheduler::reserve(Sequence& seq, int32_t n_tokens) {
 }
 
 void Scheduler::preempt(Sequence& seq) {
-  cache_.release(seq.table);
-  seq.n_cached = 0;
-  seq.chain_hash = PrefixCache::kRootHash;
-  seq.n_hashed_blocks = 0;
+  // The blocks that hold its n_cached tokens (the table may also hold blocks reserved for tokens
+  // not yet computed; their contents do not matter).
+  const size_t used = size_t((int64_t(seq.n_cached) + block_size_ - 1) / block_size_);
+  if (swap_ && used > 0 && used <= seq.table.blocks.size() && size_t(swap_->n_free()) >= used) {
+    for (size_t b = 0; b < used; ++b) seq.swap_slots.push_back(swap_->store(seq.table.blocks[b]));
+    cache_.release(seq.table);  // n_cached and the hashing state stay: the K/V comes back
+    ++n_swapped_out_;
+  } else {
+    cache_.release(seq.table);
+    seq.n_cached = 0;
+    seq.chain_hash = PrefixCache::kRootHash;
+    seq.n_hashed_blocks = 0;
+  }
   ++seq.n_preempted;
   ++n_preemptions_;
   seq.state = SeqState::waiting;
@@ -83,6 +92,21 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
   //    later (smaller) requests cannot starve an earlier one.
   while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < max_seqs_) {
     Sequence& s = *waiting_.front();
+    if (!s.swap_slots.empty()) {
+      const int32_t n = std::min(s.n_pending(), budget);
+      if (!swap_in(s, n)) {
+        if (running_.empty() && plan.empty())
+          throw Error(fmt("the KV cache (%d blocks of %d tokens) cannot take back a %d-token sequence",
+                          cache_.n_available(), block_size_, int(s.n_cached + n)));
+        break;
+      }
+      waiting_.pop_front();
+      s.state = SeqState::running;
+      running_.push_back(&s);
+      plan.push_back({&s, n});
+      budget -= n;
+      continue;
+    }
     if (s.table.blocks.empty()) {
       s.n_cached = int32_t(cache_.match(s.tokens, s.table));
       s.n_hashed_blocks = s.n_cached / block_size_;
@@ -113,7 +137,23 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
   return plan;
 }
 
+bool Scheduler::swap_in(Sequence& seq, int32_t n) {
+  const size_t need = size_t((int64_t(seq.n_cached) + n + block_size_ - 1) / block_size_);
+  if (size_t(cache_.n_available()) < need) return false;
+  for (int32_t slot : seq.swap_slots) {
+    const int32_t block = cache_.allocate();
+    seq.table.blocks.push_back(block);
+    swap_->load(slot, block);
+  }
+  seq.swap_slots.clear();
+  ++n_swapped_in_;
+  if (!reserve(seq, n)) throw Error("scheduler: blocks counted as available could not be reserved");
+  return true;
+}
+
 void Scheduler::remove(Sequence* seq) {
+  for (int32_t slot : seq->swap_slots) swap_->free(slot);
+  seq->swap_slots.clear();
   if (auto it = std::find(running_.begin(), running_.end(), seq); it != running_.end()) running_.erase(it);
   if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) waiting_.erase(it);
   cache_.release(seq->table);

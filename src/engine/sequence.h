@@ -39,7 +39,10 @@ struct Sequence {
   FinishReason finish = FinishReason::none;
   int32_t n_cached = 0;         // leading tokens whose K/V is in table
   BlockTable table;
-  int32_t n_preempted = 0;      // times its KV was dropped to make room (recomputed later)
+  int32_t n_preempted = 0;      // times it was pushed out to make room
+  // While preempted with a swap space: the slots holding the K/V of its n_cached tokens, one per
+  // block, in order (n_cached is kept); empty otherwise (a preempted sequence recomputes).
+  std::vector<int32_t> swap_slots;
   // Chain hash of the full blocks already given to the prefix cache, and how many there are.
   uint64_t chain_hash = PrefixCache::kRootHash;
   int32_t n_hashed_blocks = 0;

@@ -227,6 +227,8 @@ void GenerationService::loop() {
     stats_.waiting = int64_t(sch.n_waiting());
     stats_.running = int64_t(sch.n_running());
     stats_.preemptions = int64_t(sch.n_preemptions());
+    stats_.swapped_out = int64_t(sch.n_swapped_out());
+    stats_.swapped_in = int64_t(sch.n_swapped_in());
     stats_.kv_blocks_total = engine_.kv().geometry().n_blocks;
     stats_.kv_blocks_free = pc.n_available();
     stats_.kv_blocks_cached = pc.n_cached();

@@ -82,7 +82,7 @@ class GenerationService {
 
   // A snapshot for /metrics and /health, taken on the engine thread after each step.
   struct Stats {
-    int64_t waiting = 0, running = 0, preemptions = 0;
+    int64_t waiting = 0, running = 0, preemptions = 0, swapped_out = 0, swapped_in = 0;
     int64_t kv_blocks_total = 0, kv_blocks_free = 0, kv_blocks_cached = 0;
     uint64_t prefix_hits = 0, prefix_lookups = 0;
     int64_t kv_slots_allocated = 0, kv_slots_filled = 0;  // of running sequences

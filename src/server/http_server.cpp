@@ -90,6 +90,10 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
     gauge("squeeze_requests_waiting", "Sequences waiting for admission.", double(st.waiting));
     gauge("squeeze_requests_running", "Sequences running.", double(st.running));
     counter("squeeze_preemptions_total", "Sequences preempted to free KV blocks.", double(st.preemptions));
+    counter("squeeze_kv_swapped_out_total", "Preemptions that copied the sequence's KV to the swap space.",
+            double(st.swapped_out));
+    counter("squeeze_kv_swapped_in_total", "Preempted sequences whose KV was copied back from the swap space.",
+            double(st.swapped_in));
     gauge("squeeze_kv_blocks_total", "KV blocks in the pool.", double(st.kv_blocks_total));
     gauge("squeeze_kv_blocks_free", "KV blocks free or idle in the prefix cache.", double(st.kv_blocks_free));
     gauge("squeeze_kv_blocks_used", "KV blocks held by sequences.", double(st.kv_blocks_total - st.kv_blocks_free));

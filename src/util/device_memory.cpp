@@ -32,6 +32,13 @@ class HostMemory final : public DeviceMemory {
 
 }  // namespace
 
+void* DeviceMemory::alloc_host(size_t bytes) {
+  void* p = std::malloc(bytes == 0 ? 1 : bytes);
+  if (!p) throw Error(fmt("out of host memory allocating %.1f MiB", double(bytes) / (1 << 20)));
+  return p;
+}
+void DeviceMemory::free_host(void* p) { std::free(p); }
+
 DeviceMemory& host_memory() {
   static HostMemory m;
   return m;

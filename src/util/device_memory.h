@@ -25,6 +25,20 @@ class DeviceMemory {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;       // both in this memory
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;    // src in this memory
   virtual void from_host(void* dst, const void* src, size_t bytes) = 0;  // dst in this memory
+  // Strided copies of `rows` rows of `width` bytes (row r at src + r * src_pitch to dst + r *
+  // dst_pitch): one call where the backend has one (a KV block of every layer).
+  virtual void to_host_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+    for (size_t r = 0; r < rows; ++r)
+      to_host(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, width);
+  }
+  virtual void from_host_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+    for (size_t r = 0; r < rows; ++r)
+      from_host(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, width);
+  }
+  // Host memory that copies to and from this memory fastest (page-locked for a GPU); throws
+  // Error when it cannot be had. Freed with free_host().
+  virtual void* alloc_host(size_t bytes);
+  virtual void free_host(void* p);
 };
 
 // The process's host memory (malloc). Lives as long as the process.

@@ -1,7 +1,7 @@
 """Continuous batching must not change results: every prompt's greedy continuation is the same
 when it runs alone in a fresh engine and when it runs among all 32 (all in one batch, and again
-with a KV pool small enough to force preemption), with chunked prefill and prefix sharing
-(tests/tools/engine_batch_tool.cpp).
+with a KV pool small enough to force preemption, with and without a swap space for the K/V of
+preempted sequences), with chunked prefill and prefix sharing (tests/tools/engine_batch_tool.cpp).
 
 The prompts are slices of Alice in Wonderland (public domain) of mixed lengths; a third of them
 share a long common prefix so the prefix cache has something to share.
@@ -46,10 +46,15 @@ def test_greedy_outputs_do_not_depend_on_the_batch(squeeze_bin, tools_dir, defau
     # 60 blocks of 16 tokens for 32 sequences of up to ~250 tokens: preemption is certain.
     tight = run([tool, str(default_model), str(prompts), "16", "together", "60", "48"], timeout=1800, text=True,
                 check=True)
+    # The same with an 8 MiB swap space (28 slots of this model's blocks, fewer than the pool's 60):
+    # some preempted sequences keep their K/V in host memory and resume from it, the others
+    # recompute once the swap space is full.
+    swapped = run([tool, str(default_model), str(prompts), "16", "together", "60", "48", "2", str(8 << 20)],
+                  timeout=1800, text=True, check=True)
     a = _tokens(alone)
     assert len(a) == 32
     assert len(set(a)) > 16, "the continuations should differ between prompts"
-    for name, proc in (("32 at once", wide), ("preempted", tight)):
+    for name, proc in (("32 at once", wide), ("preempted", tight), ("preempted with swap", swapped)):
         b = _tokens(proc)
         assert len(b) == 32
         for i, (x, y) in enumerate(zip(a, b)):
@@ -62,3 +67,7 @@ def test_greedy_outputs_do_not_depend_on_the_batch(squeeze_bin, tools_dir, defau
     assert m, tight.stderr
     assert int(m.group(1)) > 0, "the small KV pool should have forced preemption"
     assert int(m.group(2)) > 0, "the shared prefix should have been reused"
+    m = re.search(r"preemptions (\d+) .* swapped out (\d+) in (\d+)", swapped.stderr)
+    assert m, swapped.stderr
+    assert int(m.group(2)) > 0, "some preempted sequences should have kept their K/V in the swap space"
+    assert int(m.group(3)) == int(m.group(2)), "every swapped-out sequence should have been swapped back in"

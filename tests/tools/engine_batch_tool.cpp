@@ -1,9 +1,10 @@
 // Drives the serving Engine directly (no HTTP) for the batch-invariance tests: every prompt of
 // a file is generated greedily, either all at once (continuous batching, chunked prefill,
 // prefix sharing, preemption when the KV pool is small) or one at a time in a fresh engine, and
-// the generated token ids are printed one line per prompt, in input order.
+// the generated token ids are printed one line per prompt, in input order. SWAP_BYTES > 0 gives
+// the engine a swap space (preempted sequences keep their K/V there instead of recomputing).
 //
-// usage: engine_batch_tool MODEL PROMPTS_FILE MAX_TOKENS together|alone [KV_BLOCKS [STEP_TOKENS [THREADS]]]
+// usage: engine_batch_tool MODEL PROMPTS_FILE MAX_TOKENS together|alone [KV_BLOCKS [STEP_TOKENS [THREADS [SWAP_BYTES]]]]
 //   PROMPTS_FILE: one prompt per line, as space-separated token ids.
 #include <algorithm>
 #include <cstdio>
@@ -21,7 +22,7 @@ using namespace squeeze;
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s MODEL PROMPTS_FILE MAX_TOKENS together|alone [KV_BLOCKS [STEP_TOKENS [THREADS]]]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL PROMPTS_FILE MAX_TOKENS together|alone [KV_BLOCKS [STEP_TOKENS [THREADS [SWAP_BYTES]]]]\n", argv[0]);
     return 2;
   }
   try {
@@ -40,12 +41,13 @@ int main(int argc, char** argv) {
     cfg.n_blocks = argc > 5 ? std::stoi(argv[5]) : 1024;
     cfg.max_step_tokens = argc > 6 ? std::stoi(argv[6]) : 512;
     const int threads = argc > 7 ? std::stoi(argv[7]) : 2;
+    cfg.swap_bytes = argc > 8 ? size_t(std::stoll(argv[8])) : 0;
     CpuBackend backend(threads, Numerics::llamacpp);
     SamplingParams greedy;
     greedy.temperature = 0.0f;
 
     std::vector<std::vector<int32_t>> outputs(prompts.size());
-    uint64_t preemptions = 0, hits = 0;
+    uint64_t preemptions = 0, hits = 0, swapped_out = 0, swapped_in = 0;
     size_t max_running = 0;  // the most sequences in one step's batch
     auto run = [&](size_t first, size_t last) {
       Engine engine(*model, backend, nullptr, cfg);
@@ -58,6 +60,10 @@ int main(int argc, char** argv) {
         engine.release(ids[i - first]);
       }
       preemptions += engine.scheduler().n_preemptions();
+      swapped_out += engine.scheduler().n_swapped_out();
+      swapped_in += engine.scheduler().n_swapped_in();
+      if (const SwapSpace* sw = engine.swap_space(); sw && sw->n_free() != sw->n_slots())
+        throw Error("swap slots leaked");
       hits += engine.prefix_cache().hits();
       // Everything is back: free blocks plus idle cached blocks cover the pool.
       if (engine.prefix_cache().n_available() != cfg.n_blocks) throw Error("KV blocks leaked");
@@ -69,8 +75,9 @@ int main(int argc, char** argv) {
       for (size_t j = 0; j < o.size(); ++j) std::printf(j ? " %d" : "%d", o[j]);
       std::printf("\n");
     }
-    std::fprintf(stderr, "preemptions %llu prefix-cache block hits %llu max running %zu\n",
-                 (unsigned long long)preemptions, (unsigned long long)hits, max_running);
+    std::fprintf(stderr, "preemptions %llu prefix-cache block hits %llu max running %zu swapped out %llu in %llu\n",
+                 (unsigned long long)preemptions, (unsigned long long)hits, max_running,
+                 (unsigned long long)swapped_out, (unsigned long long)swapped_in);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -85,6 +85,29 @@ class CudaMemory final : public DeviceMemory {
     SQZ_CUDA(cudaDeviceSynchronize());  // reports a fault of any earlier kernel here, by name of the sync
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
   }
+  void to_host_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override {
+    cuda::run_flush_hooks();
+    SQZ_CUDA(cudaDeviceSynchronize());
+    SQZ_CUDA(cudaMemcpy2D(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToHost));
+  }
+  void from_host_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override {
+    cuda::run_flush_hooks();
+    SQZ_CUDA(cudaMemcpy2D(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyHostToDevice));
+  }
+  // Page-locked: the copies of swapped KV blocks run at the PCIe rate, with no staging copy.
+  void* alloc_host(size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocHost(&p, bytes == 0 ? 1 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(fmt("cannot allocate %.1f MiB of page-locked host memory: %s", double(bytes) / (1 << 20),
+                      cudaGetErrorString(e)));
+    }
+    return p;
+  }
+  void free_host(void* p) override {
+    if (p) cudaFreeHost(p);
+  }
   void from_host(void* dst, const void* src, size_t bytes) override {
     cuda::run_flush_hooks();
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
