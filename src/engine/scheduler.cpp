@@ -92,22 +92,8 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
   //    later (smaller) requests cannot starve an earlier one.
   while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < max_seqs_) {
     Sequence& s = *waiting_.front();
-    if (!s.swap_slots.empty()) {
-      const int32_t n = std::min(s.n_pending(), budget);
-      if (!swap_in(s, n)) {
-        if (running_.empty() && plan.empty())
-          throw Error(fmt("the KV cache (%d blocks of %d tokens) cannot take back a %d-token sequence",
-                          cache_.n_available(), block_size_, int(s.n_cached + n)));
-        break;
-      }
-      waiting_.pop_front();
-      s.state = SeqState::running;
-      running_.push_back(&s);
-      plan.push_back({&s, n});
-      budget -= n;
-      continue;
-    }
-    if (s.table.blocks.empty()) {
+    const bool swapped = !s.swap_slots.empty();  // its K/V comes back from the swap space
+    if (!swapped && s.table.blocks.empty()) {
       s.n_cached = int32_t(cache_.match(s.tokens, s.table));
       s.n_hashed_blocks = s.n_cached / block_size_;
       s.chain_hash = PrefixCache::kRootHash;
@@ -116,11 +102,13 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
             s.chain_hash, std::span<const int32_t>(s.tokens).subspan(size_t(b * block_size_), size_t(block_size_)));
     }
     const int32_t n = std::min(s.n_pending(), budget);
-    if (!reserve(s, n)) {
+    if (swapped ? !swap_in(s, n) : !reserve(s, n)) {
       // Give the matched prefix back while waiting (it is matched again next time), so waiting
-      // requests never hold blocks the running ones need.
-      cache_.release(s.table);
-      s.n_cached = 0;
+      // requests never hold blocks the running ones need. (swap_in takes nothing when it fails.)
+      if (!swapped) {
+        cache_.release(s.table);
+        s.n_cached = 0;
+      }
       if (running_.empty() && plan.empty()) {
         // Nothing else holds blocks that could come back: the request can never fit.
         throw Error(fmt("the KV cache (%d blocks of %d tokens) cannot hold a %d-token sequence",
