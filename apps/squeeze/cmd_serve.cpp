@@ -77,7 +77,9 @@ int cmd_serve(int argc, char** argv) {
                double(ec.n_blocks) * double(block_bytes) / 1048576.0, n_ctx);
 
   const std::string swap = a.str("--swap-space");
-  ec.swap_bytes = swap == "auto" ? (lm.backend->memory().is_host() ? 0 : size_t(4) << 30) : size_t(parse_size(swap));
+  ec.swap_bytes = swap == "auto" ? (lm.backend->memory().is_host() ? 0 : size_t(4) << 30)
+                 : swap == "0"  ? 0
+                                : size_t(parse_size(swap));
   if (ec.swap_bytes > 0)
     std::fprintf(stderr, "squeeze: swap space %.1f MiB for the KV of preempted requests\n",
                  double(ec.swap_bytes) / 1048576.0);
