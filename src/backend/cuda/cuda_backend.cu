@@ -388,13 +388,9 @@ class CudaBackend final : public Backend {
 
   void norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) {
     const float* dw = host_floats(w, n);
-    defer([=](cudaStream_t s) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s); }, delta ? 5 : 4, x, delta,
-          dw, w_offset, rows, n, eps, y);
-    last_producer_ = QuantizingOp{pending_.size() - 1, y, rows, n,
-                                  [=](cudaStream_t s, uint8_t* xq) {
-                                    cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s, xq);
-                                  },
-                                  "rms_norm+quantize"};
+    auto launch = [=](cudaStream_t s, uint8_t* xq) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s, xq); };
+    defer([=](cudaStream_t s) { launch(s, nullptr); }, delta ? 5 : 4, x, delta, dw, w_offset, rows, n, eps, y);
+    last_producer_ = QuantizingOp{pending_.size() - 1, y, rows, n, launch, "rms_norm+quantize"};
   }
 
   // ---- deferred launches and graphs -------------------------------------------------------------

@@ -126,17 +126,38 @@ bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens);
 // kernels_matvec_q8.cu: activations quantized to int8 blocks of 32 and integer dot products.
 __host__ __device__ inline size_t q8x_bytes(int64_t k) { return size_t(k) + size_t(k / 32) * 8; }
 #ifdef __CUDACC__
-// Element lane of 32-element block b of a row (the calling warp holds the block, one value per
-// lane) into the row's quantized form (row: q8x_bytes(k) bytes).
-__device__ __forceinline__ void quantize_block32(float v, int lane, uint8_t* row, int64_t k, int64_t b) {
-  float amax = fabsf(v);
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+// 32-element block b of a row into the row's quantized form (row: q8x_bytes(k) bytes): d =
+// max|x| / 127, q = round(x / d). The block is held by 32 / N consecutive lanes of the calling
+// warp, N consecutive elements each (part: the lane's place among them); every lane of those
+// groups takes part in the shuffles, and only those with store write.
+template <int N>
+__device__ __forceinline__ void quantize_block(const float (&v)[N], int part, uint8_t* row, int64_t k, int64_t b,
+                                               bool store = true) {
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < N; ++i) amax = fmaxf(amax, fabsf(v[i]));
+  for (int o = 1; o < 32 / N; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   const float d = amax / 127.0f;
-  const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
-  int sum = q;
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  reinterpret_cast<int8_t*>(row)[32 * b + lane] = int8_t(q);
-  if (lane == 0) reinterpret_cast<float2*>(row + k)[b] = make_float2(d, d * float(sum));
+  int q[N], sum = 0;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    q[i] = amax == 0.0f ? 0 : __float2int_rn(v[i] / d);
+    sum += q[i];
+  }
+  for (int o = 1; o < 32 / N; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (!store) return;
+  if constexpr (N == 4) {  // one 4-byte store
+    *reinterpret_cast<char4*>(row + 32 * b + 4 * part) = make_char4(int8_t(q[0]), int8_t(q[1]), int8_t(q[2]), int8_t(q[3]));
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) reinterpret_cast<int8_t*>(row)[32 * b + N * part + i] = int8_t(q[i]);
+  }
+  if (part == 0) reinterpret_cast<float2*>(row + k)[b] = make_float2(d, d * float(sum));
+}
+// One element per lane (the whole warp holds the block).
+__device__ __forceinline__ void quantize_block32(float v, int lane, uint8_t* row, int64_t k, int64_t b) {
+  const float one[1] = {v};
+  quantize_block<1>(one, lane, row, k, b);
 }
 #endif
 bool matvec_q8_supported(GGMLType t);

@@ -70,8 +70,6 @@ __device__ __forceinline__ VWords<DL> load_v(const uint16_t* p) {
 // from 77 to 92 us on the H100.
 constexpr int kMaxFoldSplits = 16;
 
-// out for query heads hk * G .. hk * G + G - 1 of token t from the gridDim.z partial records
-// (merge_kernel's arithmetic, in the same order). Reads bypass L1: other blocks wrote them.
 // Element e of head h of token t's output into its 8-bit row (quantize_block32: the calling warp
 // holds the 32-element block, D % 32 == 0).
 template <int D>
@@ -80,6 +78,8 @@ __device__ __forceinline__ void store_q8(float v, int64_t t, int32_t n_head, int
   quantize_block32(v, threadIdx.x & 31, xq + size_t(t) * q8x_bytes(k), k, (int64_t(h) * D + e) / 32);
 }
 
+// out for query heads hk * G .. hk * G + G - 1 of token t from the gridDim.z partial records
+// (merge_kernel's arithmetic, in the same order). Reads bypass L1: other blocks wrote them.
 template <int G, int D>
 __device__ void merge_splits(const float* partial, int64_t t, int32_t n_head, int hk, float* out, uint8_t* xq) {
   __shared__ float wt[G][kMaxFoldSplits], lsum[G][kMaxFoldSplits];

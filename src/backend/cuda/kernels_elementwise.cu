@@ -157,18 +157,8 @@ __global__ void rms_norm_vec_kernel(float* x, const float* delta, const float* w
       yr[c] = o;
     }
     if constexpr (kQ8) {
-      // quantize_block32's arithmetic over 8 threads of 4 values.
-      float amax = fmaxf(fmaxf(fabsf(o.x), fabsf(o.y)), fmaxf(fabsf(o.z), fabsf(o.w)));
-      for (int m = 1; m < 8; m <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, m));
-      const float d = amax / 127.0f;
-      const int q0 = amax == 0.0f ? 0 : __float2int_rn(o.x / d), q1 = amax == 0.0f ? 0 : __float2int_rn(o.y / d);
-      const int q2 = amax == 0.0f ? 0 : __float2int_rn(o.z / d), q3 = amax == 0.0f ? 0 : __float2int_rn(o.w / d);
-      int sum = q0 + q1 + q2 + q3;
-      for (int m = 1; m < 8; m <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-      if (on) {
-        reinterpret_cast<char4*>(qrow)[c] = make_char4(int8_t(q0), int8_t(q1), int8_t(q2), int8_t(q3));
-        if ((c & 7) == 0) reinterpret_cast<float2*>(qrow + n)[c >> 3] = make_float2(d, d * float(sum));
-      }
+      const float q[4] = {o.x, o.y, o.z, o.w};
+      quantize_block<4>(q, int(c & 7), qrow, n, c >> 3, on);
     }
   }
 }

@@ -238,6 +238,19 @@ __global__ void __launch_bounds__(32 * kWarps)
   }
 }
 
+// One instantiation per head size, so that each kernel gets its own shared-memory limit raised
+// (once: the static belongs to that instantiation).
+template <int D>
+void launch_flash(dim3 grid, cudaStream_t s, const DeviceKV& kv, int32_t n_head, float scale, int32_t window,
+                  const float* q, const DevicePlacement& tp, const int32_t* tiles, float* out) {
+  static const cudaError_t set = cudaFuncSetAttribute(flash_attention_kernel<D>,
+                                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                      int(flash_smem_bytes<D>()));
+  check(set, "flash attention shared memory");
+  flash_attention_kernel<D><<<grid, 32 * kWarps, flash_smem_bytes<D>(), s>>>(kv, n_head, scale, window, q, tp, tiles,
+                                                                             out);
+}
+
 }  // namespace
 
 int32_t flash_tile_rows() { return kRows; }
@@ -251,13 +264,8 @@ void flash_attention(const DeviceKV& kv, int32_t n_head, float scale, int32_t wi
   if (kv.n_kv_heads <= 0 || n_head % kv.n_kv_heads != 0)
     throw Error(fmt("CUDA attention: %d query heads are not a multiple of %d KV heads", n_head, kv.n_kv_heads));
   const dim3 grid{unsigned(n_tiles), unsigned(n_head)};
-  auto go = [&](auto kernel, size_t smem) {
-    static const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    check(set, "flash attention shared memory");
-    kernel<<<grid, 32 * kWarps, smem, s>>>(kv, n_head, scale, window, q, tp, tiles, out);
-  };
-  if (kv.head_dim == 64) go(flash_attention_kernel<64>, flash_smem_bytes<64>());
-  else go(flash_attention_kernel<128>, flash_smem_bytes<128>());
+  if (kv.head_dim == 64) launch_flash<64>(grid, s, kv, n_head, scale, window, q, tp, tiles, out);
+  else launch_flash<128>(grid, s, kv, n_head, scale, window, q, tp, tiles, out);
   check_launch("flash_attention");
 }
 
