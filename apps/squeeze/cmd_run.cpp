@@ -50,13 +50,22 @@ int cmd_run(int argc, char** argv) {
   std::vector<float> logits;
   const bool ids = a.on("--output-ids");
 
+  // Where the sampler needs only the row's best logits, only those leave the device.
+  BestLogits best;
+  const int32_t need = sampler.best_needed();
+  best.k = need < hp.n_vocab ? need : 0;
+  best.argmax_only = best.k == 1 && sampler.plain_greedy();
+  BestLogits* want = best.k > 0 ? &best : nullptr;
+
   const auto t0 = std::chrono::steady_clock::now();
-  runner.eval(tokens, int64_t(tokens.size()) - 1, logits);
+  runner.eval(tokens, int64_t(tokens.size()) - 1, logits, want);
   const auto t1 = std::chrono::steady_clock::now();
   const size_t n_prompt = tokens.size();
   int64_t n_gen = 0;
   for (; n_gen < n_predict; ++n_gen) {
-    const int32_t next = sampler.sample(logits, tokens);
+    const int32_t next = best.ids.empty()        ? sampler.sample(logits, tokens)
+                         : best.argmax_only ? best.ids[0]
+                                            : sampler.sample_best(best.values, best.ids);
     if (!a.on("--ignore-eos") && lm.tokenizer && lm.tokenizer->is_eog(next)) break;
     tokens.push_back(next);
     if (ids) {
@@ -69,7 +78,7 @@ int cmd_run(int argc, char** argv) {
       ++n_gen;
       break;
     }
-    runner.eval(std::span<const int32_t>(&tokens.back(), 1), 0, logits);
+    runner.eval(std::span<const int32_t>(&tokens.back(), 1), 0, logits, want);
   }
   if (!ids) std::fputs(dec.flush().c_str(), stdout);
   std::fputs("\n", stdout);

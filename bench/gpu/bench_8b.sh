@@ -29,19 +29,19 @@
 #    Each type's row goes to $STATE/rows.jsonl and as a RESULT line to stdout and
 #    $OUT/summary.txt; the table at the end shows every row in $STATE (RESET=1 empties it first),
 #    so calls with different TYPES add up to one table while the machine stays warm.
-# 3. GREEDY=1: on the BF16 file (made if missing), 10 prompts of 3..8 random token ids (BOS first,
-#    so prefill and then single-token decode steps), 32 greedy tokens each (`squeeze run --temp 0
-#    -n 32 --prompt-ids IDS --output-ids --ignore-eos --kv-type $GREEDY_KV`), --device cuda vs
-#    --device cpu --numerics exact -t $(nproc); counts the prompts whose 32 tokens agree:
-#    RESULT 8b greedy cuda vs cpu: N/10 prompts agree on 32 tokens
-#    GREEDY_FROM / GREEDY_TO (default 0 / 9) run part of the prompts; outputs stay in
-#    $STATE/greedy/, and the count covers all prompts run so far.
+# 3. GREEDY=1: for each of GREEDY_TYPES (default "f32 bf16"; files made if missing), `gpu_vs_cpu
+#    greedy`: 10 prompts of 3..8 random token ids (BOS first), 32 greedy tokens each (a prefill,
+#    then one-token steps), --device cuda vs the CPU backend (exact numerics, $(nproc) threads), KV
+#    cache $GREEDY_KV; one process per type, so the model loads once per backend:
+#    RESULT greedy FILE kv=KV: N/10 prompts agree on all 32 tokens, cuda vs cpu (...)
+#    F32 weights show the backends' arithmetic; 16-bit ones add the rounding of activations to
+#    the weight type, which on random weights (near-ties everywhere) flips some choices.
 #
 # env: BIN (squeeze's bin dir, default build-gpu/bin), LLAMA_BENCH (default
 #      .peers/build-llamacpp-cuda/bin/llama-bench; without it only squeeze runs), TYPES (default
 #      "bf16 f16 q8_0 q4_0 q4_k_m"; any type of make_model.py), ROUNDS (2), REPS (3), MODELS
 #      (/tmp/sq8b), STATE (.peers/bench8b), OUT (logs; default /tmp/sq8b-log), KEEP, RESET,
-#      MEASURE, COPY_GBS, GEMM_TFLOPS, GREEDY, GREEDY_KV (f32), GREEDY_FROM, GREEDY_TO, MAKE_ARGS
+#      MEASURE, COPY_GBS, GEMM_TFLOPS, GREEDY, GREEDY_TYPES, GREEDY_KV (f32), MAKE_ARGS
 #      (more make_model.py options, e.g. "--layers 2" for a quick try of the script itself), PYTHON
 #      (default python3),
 #      BUDGET_S (570) and TYPE_EST_S (150): a type is not started when fewer than TYPE_EST_S
@@ -248,43 +248,15 @@ done
 
 # ---- 3. greedy text, GPU vs CPU ----------------------------------------------------------------
 if [ "${GREEDY:-0}" = 1 ]; then
-  G=$STATE/greedy
-  mkdir -p "$G"
-  if f=$(make_model bf16); then
-    NP=$(nproc)
-    for i in $(seq "${GREEDY_FROM:-0}" "${GREEDY_TO:-9}"); do
-      ids=$(py -c "import random; r = random.Random(1000 + $i); n = r.randint(3, 8); print(' '.join(map(str, [1] + [r.randrange(259, 128256) for _ in range(n - 1)])))")
-      echo "$ids" >"$G/p$i.prompt"
-      t=$(date +%s)
-      sq run -m "$f" --device cuda --kv-type "$GREEDY_KV" --temp 0 -n 32 --prompt-ids "$ids" --output-ids --ignore-eos \
-        >"$G/p$i.cuda" 2>"$G/p$i.cuda.err" || { note "squeeze run cuda prompt $i FAILED:"; tail -3 "$G/p$i.cuda.err"; }
-      t1=$(date +%s)
-      sq run -m "$f" --device cpu --numerics exact -t "$NP" --kv-type "$GREEDY_KV" --temp 0 -n 32 --prompt-ids "$ids" --output-ids --ignore-eos \
-        >"$G/p$i.cpu" 2>"$G/p$i.cpu.err" || { note "squeeze run cpu prompt $i FAILED:"; tail -3 "$G/p$i.cpu.err"; }
-      say "greedy prompt $i [$ids]: cuda $(( t1 - t )) s, cpu $(( $(date +%s) - t1 )) s"
-    done
-    py - "$G" "$GREEDY_KV" <<'EOF' | tee -a "$SUMMARY"
-import os, sys
-g, kv = sys.argv[1], sys.argv[2]
-agree = run = 0
-for i in range(10):
-    p = [os.path.join(g, f"p{i}.{d}") for d in ("cuda", "cpu")]
-    if not all(os.path.exists(x) for x in p):
-        continue
-    a, b = (open(x).read().split() for x in p)
-    run += 1
-    ok = len(a) == len(b) == 32 and a == b
-    agree += ok
-    first = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
-    print(f"  prompt {i} [{open(os.path.join(g, f'p{i}.prompt')).read().strip()}]: "
-          + ("32/32 tokens agree" if ok else f"the first {first} tokens agree (cuda made {len(a)}, cpu {len(b)})"))
-more = "" if run == 10 else f" ({run} of the 10 prompts run so far)"
-print(f"RESULT 8b greedy cuda vs cpu: {agree}/{run} prompts agree on 32 tokens (bf16, kv {kv}){more}")
-EOF
-    [ "${KEEP:-0}" != 1 ] && rm -f "$f"
-  else
-    note "RESULT 8b greedy: make_model bf16 FAILED"
-  fi
+  for ty in ${GREEDY_TYPES:-f32 bf16}; do
+    if f=$(make_model "$ty"); then
+      LD_LIBRARY_PATH=$SQ_LD "$BIN/gpu_vs_cpu" greedy "$f" --prompts 10 --tokens 32 --kv "$GREEDY_KV" --threads "$(nproc)" >"$LOG/greedy-$ty.log" 2>&1
+      cat "$LOG/greedy-$ty.log" | tee -a "$SUMMARY"
+      [ "${KEEP:-0}" != 1 ] && rm -f "$f"
+    else
+      note "RESULT 8b greedy $ty: make_model FAILED"
+    fi
+  done
 fi
 
 echo

@@ -8,9 +8,12 @@ Shapes (--shape):
              rope base 10000 (the default; bench/cpu/make_models.py's constants)
   llama3-8b  hidden 4096, 32 layers, 32 heads, 8 KV heads, FFN 14336, vocab 128256, context 8192,
              rope base 500000 (16.1 GB in F16/BF16)
+  small      hidden 512, 2 layers, 8 heads, 2 KV heads, FFN 1536, vocab 4096, context 2048, rope base
+             10000: every kernel of the larger shapes (head_dim 64, K-quant rows) at a size that
+             compute-sanitizer's racecheck gets through in seconds
 Both: RMS eps 1e-5, untied output.weight, norms ones (F32).
 
-Types: f16, bf16, q8_0, q4_0, q4_k, q6_k: every matrix in that type (q4_k is labelled MOSTLY_Q4_K_M);
+Types: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k: every matrix in that type (q4_k is labelled MOSTLY_Q4_K_M);
 q4_k_m: llama.cpp's Q4_K_M mixture (llama_tensor_get_type): Q6_K for output.weight and for attn_v
 and ffn_down of the "use_more_bits" layers (i < n/8, i >= 7n/8 or (i - n/8) % 3 == 2), Q4_K for
 everything else, token_embd included.
@@ -25,7 +28,7 @@ cores (the disk permitting). The same seed gives the same file whatever the thre
 and numpy give different numbers. The vocabulary is the minimal SentencePiece-style one of
 bench/cpu/make_models.py, extended to the shape's size. Progress (tensor i/N) goes to stderr.
 
-usage: make_model.py OUT.gguf TYPE [--shape tinyllama|llama3-8b] [--layers N] [--seed S]
+usage: make_model.py OUT.gguf TYPE [--shape tinyllama|llama3-8b|small] [--layers N] [--seed S]
                      [--threads N] [--rng auto|torch|numpy]
 Needs numpy and the gguf package (torch optional).
 """
@@ -49,12 +52,13 @@ SHAPES = {
                       ctx=make_models.CTX, rope_base=10000.0),
     "llama3-8b": dict(hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=128256, ctx=8192,
                       rope_base=500000.0),
+    "small": dict(hidden=512, layers=2, heads=8, kv_heads=2, ffn=1536, vocab=4096, ctx=2048, rope_base=10000.0),
 }
 
 Q = gguf.GGMLQuantizationType
 F = gguf.LlamaFileType
 # type name -> (default matrix type, file type)
-TYPES = {"f16": (Q.F16, F.MOSTLY_F16), "bf16": (Q.BF16, F.MOSTLY_BF16), "q8_0": (Q.Q8_0, F.MOSTLY_Q8_0),
+TYPES = {"f32": (Q.F32, F.ALL_F32), "f16": (Q.F16, F.MOSTLY_F16), "bf16": (Q.BF16, F.MOSTLY_BF16), "q8_0": (Q.Q8_0, F.MOSTLY_Q8_0),
          "q4_0": (Q.Q4_0, F.MOSTLY_Q4_0), "q4_k": (Q.Q4_K, F.MOSTLY_Q4_K_M), "q4_k_m": (Q.Q4_K, F.MOSTLY_Q4_K_M),
          "q6_k": (Q.Q6_K, F.MOSTLY_Q6_K)}
 # Byte offset of each block's f16 scale(s), and the scale giving a weight std near 0.02.
@@ -91,7 +95,7 @@ class TorchRng:
         import torch
         self.torch = torch
 
-    def normal_into(self, out, seed, dtype):  # out: numpy (rows, cols) float16 or int16 (bf16 bits)
+    def normal_into(self, out, seed, dtype):  # out: numpy (rows, cols) float32, float16 or int16 (bf16 bits)
         t = self.torch
         g = t.Generator().manual_seed(seed)
         x = t.randn(out.shape, generator=g, dtype=t.float32).mul_(0.02)
@@ -118,7 +122,9 @@ class NumpyRng:
         rng = np.random.default_rng(seed)
         a = rng.standard_normal(out.shape, dtype=np.float32)
         a *= np.float32(0.02)
-        if dtype == Q.F16:
+        if dtype == Q.F32:
+            out[...] = a
+        elif dtype == Q.F16:
             out[...] = a.astype(np.float16)
         else:  # bf16, round to nearest even
             u = a.view(np.uint32)
@@ -144,8 +150,8 @@ def make_rng(kind):
 
 def make_tensor(rng, pool, seed, name, qt, rows, cols):
     """The data of one [rows, cols] matrix (PyTorch order) of type qt, made chunk by chunk in the pool."""
-    if qt in (Q.F16, Q.BF16):
-        out = np.empty((rows, cols), dtype=np.float16 if qt == Q.F16 else np.int16)
+    if qt in (Q.F32, Q.F16, Q.BF16):
+        out = np.empty((rows, cols), dtype={Q.F32: np.float32, Q.F16: np.float16, Q.BF16: np.int16}[qt])
         step = max(1, CHUNK_ELEMENTS // cols)
         jobs = [pool.submit(rng.normal_into, out[r:r + step], chunk_seed(seed, name, k), qt)
                 for k, r in enumerate(range(0, rows, step))]

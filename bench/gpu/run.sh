@@ -64,7 +64,7 @@ if ! cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DSQUEEZE_TES
      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_EXTRA[@]}" >"$LOG/configure.log" 2>&1; then
   tail -30 "$LOG/configure.log"; note "configure FAILED"; exit 1
 fi
-if ! cmake --build "$BUILD" -j "$(nproc)" --target squeeze gpu_vs_cpu >"$LOG/build.log" 2>&1; then
+if ! cmake --build "$BUILD" -j "$(nproc)" --target squeeze gpu_vs_cpu gpu_serving >"$LOG/build.log" 2>&1; then
   grep -E "error|Error" "$LOG/build.log" | head -40; note "build FAILED"; exit 1
 fi
 note "build: ok ($(( $(date +%s) - T0 )) s)"
@@ -86,6 +86,9 @@ run_check() {  # run_check LOGNAME command...: appends its RESULT lines to the s
 run_check kernels $BIN/gpu_vs_cpu kernels --threshold 1e-4
 run_check speed $BIN/gpu_vs_cpu speed
 run_check attention-speed $BIN/gpu_vs_cpu attention-speed --tokens 32768
+run_check top-k $BIN/gpu_serving top-k
+run_check swap $BIN/gpu_serving swap
+run_check engine-llama_gqa $BIN/gpu_serving engine tests/fixtures/tiny/llama_gqa
 
 # ---- 4. models ---------------------------------------------------------------------------------
 HALF=/tmp/squeeze-half-models
@@ -136,6 +139,13 @@ if env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 -c "import gguf" 2>/dev/n
       note "RESULT fusion tl4-$ty: greedy 48 tokens fused != unfused FAIL (see run-tl4-$ty-fuse*.txt)"; STATUS=1
       head -c 300 "$LOG/run-tl4-$ty-fuse1.txt"; echo; head -c 300 "$LOG/run-tl4-$ty-fuse0.txt"; echo
     fi
+  done
+  run_check engine-tl4-f16 $BIN/gpu_serving engine $TL/tl4-f16.gguf
+  # 2-layer models of hidden 512 in the quantized types, for the sanitizers (fast enough for
+  # racecheck) and GPU vs CPU.
+  for ty in q4_k q8_0 q4_0 q6_k; do
+    env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 bench/gpu/make_model.py $TL/small-$ty.gguf $ty --shape small >>"$LOG/make_model.log" 2>&1
+    run_check "small-$ty" $BIN/gpu_vs_cpu model $TL/small-$ty.gguf --threshold 1.5e-1 --kv f16 --tokens 96 --prefill 64 --threads "$(nproc)"
   done
   # Decode over 640+ cached keys: the split-KV (FlashDecoding) attention path.
   run_check "tl4-f16-long" $BIN/gpu_vs_cpu model $TL/tl4-f16.gguf --threshold 1e-2 --kv f16 --tokens 704 --prefill 640 --threads "$(nproc)"
@@ -218,6 +228,18 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; t
     run_check racecheck-tl4-f16 env SQUEEZE_CUDA_TENSOR_CORES=0 compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_vs_cpu model /tmp/squeeze-tl/tl4-f16.gguf --threshold 1.5e-1 --kv f16 --tokens 80 --prefill 64 --threads "$(nproc)"
     SAN+=(racecheck-tl4-f16)
   fi
+  run_check racecheck-top-k compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_serving top-k --quick
+  run_check memcheck-top-k compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_serving top-k --quick
+  SAN+=(racecheck-top-k memcheck-top-k)
+  # Every quantized type's kernels (integer matvec, quantizing norm, GLU epilogue, dequantizing
+  # prefill) under racecheck, on the small models.
+  for ty in q4_k q8_0 q4_0 q6_k; do
+    if [ -f /tmp/squeeze-tl/small-$ty.gguf ]; then
+      run_check racecheck-small-$ty env SQUEEZE_CUDA_TENSOR_CORES=0 compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gpu_vs_cpu model /tmp/squeeze-tl/small-$ty.gguf --threshold 1.5e-1 --kv f16 --tokens 80 --prefill 64 --threads "$(nproc)"
+      run_check memcheck-small-$ty compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gpu_vs_cpu model /tmp/squeeze-tl/small-$ty.gguf --threshold 1.5e-1 --kv f16 --tokens 80 --prefill 64 --threads "$(nproc)"
+      SAN+=(racecheck-small-$ty memcheck-small-$ty)
+    fi
+  done
   for f in "${SAN[@]}"; do
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$LOG/$f.log" | tail -1 | sed "s/^/RESULT $f: /" >>"$SUMMARY"
   done

@@ -92,6 +92,16 @@ class Backend {
     (void)x, (void)rows, (void)n, (void)out_host;
     return false;
   }
+  // Each row's k best values and their indices, in the sampler's order: larger value first, ties
+  // to the lower index; -inf and NaN never taken; a row with fewer than k others pads with
+  // (-inf, -1). Written to host memory ([rows][k] each): top-k sampling without copying the
+  // rows off the device. Returns false when the backend has no such operation or k is beyond it
+  // (the caller then reads the rows itself).
+  virtual bool top_k_rows(const float* x, int64_t rows, int64_t n, int32_t k, float* values_host,
+                          int32_t* ids_host) {
+    (void)x, (void)rows, (void)n, (void)k, (void)values_host, (void)ids_host;
+    return false;
+  }
   // rope(q), rope(k), then kv_write(k, v): one call, so that a backend may do it in one pass.
   virtual void rope_kv_write(KVCache& kv, int32_t layer, float* q, int64_t n_head, float* k, int64_t n_head_kv,
                              const float* v, const TokenPlacement& tp, const RopeParams& rp) {

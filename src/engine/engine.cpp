@@ -155,22 +155,39 @@ bool Engine::step() {
     for (int32_t p = s.n_cached; p < end; ++p) batch_.add(s.tokens[size_t(p)], p, s.table, wants_logits && p == end - 1);
     if (wants_logits) sampling.push_back(&s);
   }
-  // When every row is plain greedy (no logprobs, no samples to fork), only the argmax of each
-  // row comes back from the device, not the logits.
-  bool greedy = !sampling.empty();
-  for (const Sequence* s : sampling)
-    greedy = greedy && s->sampler.plain_greedy() && s->n_logprobs < 0 && s->fork_children.empty();
-  model_.forward(backend_, batch_, kv_, logits_, greedy ? &argmax_ : nullptr);
+  // When every row's sampler can draw from the row's best logits alone (no logprobs, no samples
+  // to fork), only those come back from the device, not the logits: the argmax when every row is
+  // greedy, else the k best for the largest k asked.
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  best_.k = sampling.empty() ? 0 : 1;
+  best_.argmax_only = true;
+  for (const Sequence* s : sampling) {
+    const int32_t need = s->n_logprobs < 0 && s->fork_children.empty() ? s->sampler.best_needed() : 0;
+    if (need <= 0 || need >= n_vocab) {
+      best_.k = 0;
+      break;
+    }
+    best_.k = std::max(best_.k, need);
+    best_.argmax_only = best_.argmax_only && s->sampler.plain_greedy();
+  }
+  best_.argmax_only = best_.argmax_only && best_.k == 1;
+  model_.forward(backend_, batch_, kv_, logits_, best_.k > 0 ? &best_ : nullptr);
 
   for (const ScheduledChunk& c : plan) {
     c.seq->n_cached += c.n_tokens;
     cache_full_blocks(*c.seq);
   }
-  if (greedy && argmax_.size() == sampling.size()) {
-    for (size_t i = 0; i < sampling.size(); ++i) accept_token(*sampling[i], argmax_[i]);
+  if (best_.k > 0 && best_.ids.size() == sampling.size() * size_t(best_.k)) {
+    const size_t k = size_t(best_.k);
+    for (size_t i = 0; i < sampling.size(); ++i) {
+      const auto ids = std::span<const int32_t>(best_.ids).subspan(i * k, k);
+      const int32_t tok = best_.argmax_only
+                              ? ids[0]
+                              : sampling[i]->sampler.sample_best(std::span<const float>(best_.values).subspan(i * k, k), ids);
+      accept_token(*sampling[i], tok);
+    }
     return true;
   }
-  const int64_t n_vocab = model_.hparams().n_vocab;
   for (size_t i = 0; i < sampling.size(); ++i) {
     Sequence& s = *sampling[i];
     std::span<float> row(logits_.data() + i * size_t(n_vocab), size_t(n_vocab));

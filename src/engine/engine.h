@@ -91,7 +91,7 @@ class Engine {
   int64_t next_id_ = 1;
   Batch batch_;
   std::vector<float> logits_, row_copy_;
-  std::vector<int32_t> argmax_;  // the rows' argmax when the device computed it (plain greedy)
+  BestLogits best_;  // the rows' best logits when the device picked them (Sampler::best_needed)
   std::vector<float> sample_scratch_;  // the sampler's copy of a row whose raw logprobs are kept
 };
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "engine/vec4.h"
+#include "util/error.h"
 
 namespace squeeze {
 
@@ -229,6 +230,45 @@ int32_t Sampler::draw() {
   return last_positive;  // rounding left u at the very end of the mass
 }
 
+int32_t Sampler::draw_from_best() {
+  // candidates_: the top-k in the total order, -inf and NaN left out. argmax's answers where
+  // sample() on the whole row gives argmax: no candidate at all (every logit -inf or NaN) is 0,
+  // and a +inf logit (inf - inf would make the softmax NaN; it has all the mass anyway) is the
+  // first +inf.
+  if (candidates_.empty()) return 0;
+  const float max_logit = candidates_.front().first;
+  if (std::isinf(max_logit)) return candidates_.front().second;
+  const float inv_t = 1.0f / params_.temperature;
+  double total = 0.0;
+  for (auto& c : candidates_) {
+    c.first = exp_nonpositive((c.first - max_logit) * inv_t);
+    total += c.first;
+  }
+  const float min_w = params_.min_p > 0.0f ? std::min(params_.min_p, 1.0f) : 0.0f;
+  if (min_w > 0.0f) std::erase_if(candidates_, [min_w](const Candidate& c) { return c.first < min_w; });
+  if (params_.top_p < 1.0f) apply_top_p(total);
+  return draw();
+}
+
+int32_t Sampler::best_needed() const {
+  const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                         params_.frequency_penalty != 0.0f;
+  if (penalties) return 0;
+  if (!(params_.temperature > 0.0f) || std::isinf(1.0f / params_.temperature)) return 1;  // argmax
+  return params_.top_k > 0 ? params_.top_k : 0;
+}
+
+int32_t Sampler::sample_best(std::span<const float> values, std::span<const int32_t> ids) {
+  const auto need = static_cast<size_t>(best_needed());
+  if (need == 0 || values.size() < need || ids.size() < need)
+    throw Error(fmt("sampler: %zu best logits given, %zu needed", std::min(values.size(), ids.size()), need));
+  if (need == 1 && !(params_.temperature > 0.0f && !std::isinf(1.0f / params_.temperature)))
+    return ids[0] < 0 ? 0 : ids[0];  // greedy: argmax, 0 for a row without a finite logit
+  candidates_.clear();
+  for (size_t i = 0; i < need && ids[i] >= 0; ++i) candidates_.emplace_back(values[i], ids[i]);
+  return draw_from_best();
+}
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
   if (logits.empty()) return -1;
   apply_penalties(logits, history);
@@ -254,17 +294,10 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
 
   if (k < vocab) {
     select_top_k(logits, k);
-    if (candidates_.empty()) return argmax(logits);  // every logit -inf/NaN
-    float max_logit = -kInf;
-    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
-    // +inf would make the softmax inf - inf = NaN; such a token has all the mass anyway.
-    if (std::isinf(max_logit)) return argmax(logits);
-    for (auto& c : candidates_) {
-      c.first = exp_nonpositive((c.first - max_logit) * inv_t);
-      total += c.first;
-    }
-    if (min_w > 0.0f)
-      std::erase_if(candidates_, [min_w](const Candidate& c) { return c.first < min_w; });
+    // The draw walks the candidates in order, so the order is fixed: the total order, which is
+    // also the order a backend's top_k_rows gives (sample_best).
+    std::sort(candidates_.begin(), candidates_.end(), better);
+    return draw_from_best();
   } else {
     // No top-k: work on the whole vocabulary, turning the logits (scratch by contract) into
     // weights in place with vectorized loops, and only then gathering survivors.

@@ -26,7 +26,8 @@ void SequenceRunner::reset() {
   n_past_ = 0;
 }
 
-void SequenceRunner::eval(std::span<const int32_t> tokens, int64_t logits_from, std::vector<float>& logits) {
+void SequenceRunner::eval(std::span<const int32_t> tokens, int64_t logits_from, std::vector<float>& logits,
+                          BestLogits* best) {
   const int64_t n = int64_t(tokens.size());
   const int64_t n_vocab = model_.hparams().n_vocab;
   if (n == 0) throw Error("nothing to evaluate");
@@ -37,13 +38,19 @@ void SequenceRunner::eval(std::span<const int32_t> tokens, int64_t logits_from, 
   if (!table_.reserve(kv_.pool(), n_past_ + n, kBlockSize)) throw Error("KV cache exhausted");
 
   logits_from = std::clamp<int64_t>(logits_from, 0, n - 1);
+  if (best && logits_from != n - 1) throw Error("best logits are only for the last token");
   logits.resize(size_t(n - logits_from) * size_t(n_vocab));
   for (int64_t start = 0; start < n; start += max_batch_) {
     const int64_t end = std::min(n, start + max_batch_);
     batch_.clear();
     for (int64_t i = start; i < end; ++i)
       batch_.add(tokens[size_t(i)], n_past_ + int32_t(i), table_, i >= logits_from);
-    model_.forward(backend_, batch_, kv_, chunk_logits_);
+    const bool last = end == n;
+    model_.forward(backend_, batch_, kv_, chunk_logits_, last ? best : nullptr);
+    if (last && best && !best->ids.empty()) {
+      logits.clear();
+      break;
+    }
     const size_t off = size_t(std::max<int64_t>(0, start - logits_from)) * size_t(n_vocab);
     std::copy(chunk_logits_.begin(), chunk_logits_.end(), logits.begin() + off);
   }

@@ -22,7 +22,10 @@ class SequenceRunner {
   // Appends tokens at the next positions and returns the logits of tokens[logits_from..n-1]
   // ([n - logits_from][n_vocab]); logits_from = n - 1 gives just the last token's. Throws Error
   // past n_ctx or for an id outside the vocabulary.
-  void eval(std::span<const int32_t> tokens, int64_t logits_from, std::vector<float>& logits);
+  // With best (logits_from = n - 1 only), the last token's best logits come back there instead
+  // when the backend can give them (Model::forward); logits is then left empty.
+  void eval(std::span<const int32_t> tokens, int64_t logits_from, std::vector<float>& logits,
+            BestLogits* best = nullptr);
 
   // Forgets the sequence (frees its KV blocks).
   void reset();

@@ -29,8 +29,8 @@ KVGeometry Model::kv_geometry(int32_t n_blocks, GGMLType type, int32_t block_siz
 
 
 void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits,
-                    std::vector<int32_t>* argmax) {
-  if (argmax) argmax->clear();
+                    BestLogits* best) {
+  if (best) best->ids.clear(), best->values.clear();
   const HParams& hp = hparams();
   const ModelWeights& W = weights_;
   const int64_t T = batch.size(), H = hp.n_embd, d = hp.head_dim;
@@ -122,10 +122,16 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
   be.matmul(*W.output, sel_.data(), R, out);
   if (hp.final_logit_softcap > 0) be.softcap(out, hp.final_logit_softcap, R * hp.n_vocab);
   if (mem.is_host()) return;
-  if (argmax) {
-    argmax->resize(size_t(R));
-    if (be.argmax_rows(out, R, hp.n_vocab, argmax->data())) return;
-    argmax->clear();
+  if (best && best->k > 0) {
+    const size_t n = size_t(R) * size_t(best->k);
+    best->ids.resize(n);
+    best->values.resize(best->argmax_only ? 0 : n);
+    const bool done = best->argmax_only
+                          ? best->k == 1 && be.argmax_rows(out, R, hp.n_vocab, best->ids.data())
+                          : be.top_k_rows(out, R, hp.n_vocab, best->k, best->values.data(), best->ids.data());
+    if (done) return;
+    best->ids.clear();
+    best->values.clear();
   }
   mem.to_host(logits.data(), out, size_t(R) * size_t(hp.n_vocab) * sizeof(float));
 }

@@ -13,6 +13,15 @@
 
 namespace squeeze {
 
+// What the sampler needs of each logits row when it need not read the whole row: its k best
+// entries (Backend::top_k_rows), or with argmax_only its argmax alone (Backend::argmax_rows).
+struct BestLogits {
+  int32_t k = 0;
+  bool argmax_only = false;     // k == 1 and only the index wanted (every row plain greedy)
+  std::vector<float> values;    // [rows][k], not filled when argmax_only
+  std::vector<int32_t> ids;     // [rows][k]; empty when the backend could not (logits filled)
+};
+
 class Model {
  public:
   // Opens path (GGUF file or Hugging Face folder) and binds the weights; throws Error.
@@ -28,11 +37,11 @@ class Model {
   // Runs the batch on be: writes its tokens' K/V into kv (their block tables must cover their
   // positions; kv lives in be.memory()) and returns logits [batch.logit_rows.size()][n_vocab]
   // in logits (host memory).
-  // With argmax (greedy sampling of every row) and a backend that can (Backend::argmax_rows), the
-  // logits stay on the device and *argmax receives each row's argmax instead; otherwise argmax is
-  // left empty and logits are filled.
+  // With best (the sampler needs only each row's best logits) and a backend that can, the logits
+  // stay on the device and best receives them instead; otherwise best's arrays are left empty and
+  // logits are filled.
   void forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<float>& logits,
-               std::vector<int32_t>* argmax = nullptr);
+               BestLogits* best = nullptr);
 
  private:
   std::unique_ptr<ModelFile> file_;

@@ -11,6 +11,10 @@
 //       the same N tokens through SequenceRunner on CpuBackend(T, exact) and on the CUDA backend,
 //       once as one prefill and once as a P-token prefill followed by one-token decode steps;
 //       per position the relative error ||gpu - cpu|| / ||cpu|| of the logits and argmax agreement.
+//   gpu_vs_cpu greedy PATH [--prompts N] [--tokens T] [--kv f32|f16] [--threads T]
+//       greedy continuations of T tokens (default 32) of N random prompts (default 10) on both
+//       backends (CPU exact): how many prompts agree on every token; at a difference, the CPU's
+//       gap between its two best logits (how near a tie rounding had to flip).
 //   gpu_vs_cpu speed
 //       timings of the matmul kernels (decode GB/s, prefill TFLOP/s) per weight type.
 //   gpu_vs_cpu attention-speed [--tokens CTX]
@@ -432,12 +436,83 @@ int check_model(const std::string& path, double threshold, GGMLType kv_type, int
   return ok ? 0 : 1;
 }
 
+// The two largest values of a row: their gap is how far rounding must move for argmax to change.
+std::pair<int64_t, float> argmax_gap(const float* x, int64_t n) {
+  int64_t a = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[a]) a = i;
+  float second = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i)
+    if (i != a) second = std::max(second, x[i]);
+  return {a, x[a] - second};
+}
+
+// Greedy continuations on both backends: n_prompts prompts of 3..8 random ids (BOS = 1 first),
+// n_gen tokens each through SequenceRunner (a prefill, then one token per step). Per prompt, the
+// leading tokens that agree, and at the first disagreement the CPU's gap between its two best
+// logits there.
+int check_greedy(const std::string& path, int n_prompts, int n_gen, GGMLType kv_type, int threads) {
+  auto model = Model::load(path);
+  const int64_t n_vocab = model->hparams().n_vocab;
+  std::mt19937 rng(1000);
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(n_prompts));
+  for (auto& p : prompts) {
+    p.assign(1, 1);
+    const int len = 3 + int(rng() % 6);
+    while (int(p.size()) < len) p.push_back(int32_t(rng() % uint32_t(n_vocab)));
+  }
+  auto generate = [&](Backend& be, const std::vector<int32_t>& prompt, std::vector<float>* gaps) {
+    SequenceRunner r(*model, be, int32_t(prompt.size()) + n_gen, kv_type);
+    std::vector<float> logits;
+    std::vector<int32_t> out;
+    r.eval(prompt, int64_t(prompt.size()) - 1, logits);
+    for (int i = 0; i < n_gen; ++i) {
+      const auto [tok, gap] = argmax_gap(logits.data(), n_vocab);
+      out.push_back(int32_t(tok));
+      if (gaps) gaps->push_back(gap);
+      if (i + 1 < n_gen) r.eval(std::span<const int32_t>(&out.back(), 1), 0, logits);
+    }
+    return out;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<int32_t>> cpu_out, gpu_out;
+  std::vector<std::vector<float>> gaps(prompts.size());
+  {
+    CpuBackend cpu(threads, Numerics::exact);
+    for (size_t i = 0; i < prompts.size(); ++i) cpu_out.push_back(generate(cpu, prompts[i], &gaps[i]));
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  {
+    auto gpu = make_cuda_backend(0);
+    for (const auto& p : prompts) gpu_out.push_back(generate(*gpu, p, nullptr));
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  int agree = 0;
+  float min_gap = std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    int same = 0;
+    while (same < n_gen && cpu_out[i][size_t(same)] == gpu_out[i][size_t(same)]) ++same;
+    agree += same == n_gen;
+    for (float g : gaps[i]) min_gap = std::min(min_gap, g);
+    std::printf("  prompt %zu (%zu ids): %d/%d tokens agree", i, prompts[i].size(), same, n_gen);
+    if (same < n_gen) std::printf(" (cpu's top-2 gap at the first difference: %.3g)", gaps[i][size_t(same)]);
+    std::printf("\n");
+  }
+  std::printf("RESULT greedy %s kv=%s: %d/%d prompts agree on all %d tokens, cuda vs cpu (smallest cpu top-2 gap "
+              "%.3g; cpu %.0f s, cuda %.0f s) %s\n",
+              path.substr(path.find_last_of('/') + 1).c_str(), kv_type == GGMLType::F16 ? "f16" : "f32", agree,
+              n_prompts, n_gen, min_gap, std::chrono::duration<double>(t1 - t0).count(),
+              std::chrono::duration<double>(t2 - t1).count(), agree == n_prompts ? "ok" : "FAIL");
+  return agree == n_prompts ? 0 : 1;
+}
+
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: gpu_vs_cpu kernels [--threshold X]\n"
                "       gpu_vs_cpu speed\n"
                "       gpu_vs_cpu attention-speed [--tokens CTX]\n"
-               "       gpu_vs_cpu model PATH [--threshold X] [--kv f32|f16] [--tokens N] [--prefill P] [--threads T]\n");
+               "       gpu_vs_cpu model PATH [--threshold X] [--kv f32|f16] [--tokens N] [--prefill P] [--threads T]\n"
+               "       gpu_vs_cpu greedy PATH [--prompts N] [--tokens T] [--kv f32|f16] [--threads T]\n");
   std::exit(2);
 }
 
@@ -453,7 +528,8 @@ int main(int argc, char** argv) {
   int threads = 8;
   bool mode_tokens_set = false;
   int i = 2;
-  if (mode == "model") {
+  int n_prompts = 10;
+  if (mode == "model" || mode == "greedy") {
     if (argc < 3) usage();
     path = argv[2];
     i = 3;
@@ -470,6 +546,7 @@ int main(int argc, char** argv) {
     else if (a == "--tokens") n_tokens = std::atoll(v.c_str()), mode_tokens_set = true;
     else if (a == "--prefill") prefill = std::atoll(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
+    else if (a == "--prompts") n_prompts = std::atoi(v.c_str());
     else usage();
   }
   try {
@@ -478,6 +555,7 @@ int main(int argc, char** argv) {
     if (mode == "speed") return speed();
     if (mode == "attention-speed") return attention_speed(mode_tokens_set ? n_tokens : 32768);
     if (n_tokens < 1) usage();
+    if (mode == "greedy") return check_greedy(path, n_prompts, mode_tokens_set ? int(n_tokens) : 32, kv, threads);
     return check_model(path, threshold > 0 ? threshold : 1e-3, kv, n_tokens, prefill, threads);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpu_vs_cpu: %s\n", e.what());

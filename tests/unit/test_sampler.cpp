@@ -2,6 +2,8 @@
 // deterministic: they either always pass or always fail for a given implementation.
 #include "engine/sampler.h"
 
+#include "util/error.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -493,6 +495,94 @@ TEST(Sampler, FullSizeVocabulary) {
       hist.push_back(t);
     }
   }
+}
+
+// The k best of a row as Backend::top_k_rows gives them, computed the plain way: every finite or
+// +inf logit, sorted larger first with ties to the lower id, padded with (-inf, -1).
+void best_of(const std::vector<float>& l, size_t k, std::vector<float>& values, std::vector<int32_t>& ids) {
+  std::vector<int32_t> order;
+  for (size_t i = 0; i < l.size(); ++i)
+    if (l[i] > -kInf) order.push_back(static_cast<int32_t>(i));
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
+  values.assign(k, -kInf);
+  ids.assign(k, -1);
+  for (size_t i = 0; i < k && i < order.size(); ++i) {
+    ids[i] = order[i];
+    values[i] = l[size_t(order[i])];
+  }
+}
+
+TEST(Sampler, BestNeededSaysWhenTheWholeRowIsNeeded) {
+  SamplingParams p;  // defaults: T 0.8, top-k 40
+  EXPECT_EQ(Sampler(p).best_needed(), 40);
+  p.top_k = 0;
+  EXPECT_EQ(Sampler(p).best_needed(), 0);  // top-p over the whole vocabulary
+  p.top_k = 7;
+  p.temperature = 0.0f;
+  EXPECT_EQ(Sampler(p).best_needed(), 1);  // greedy
+  p.temperature = 1e-45f;
+  EXPECT_EQ(Sampler(p).best_needed(), 1);  // 1/T is infinite: an argmax
+  p.temperature = 0.8f;
+  p.repetition_penalty = 1.1f;
+  EXPECT_EQ(Sampler(p).best_needed(), 0);  // penalties edit logits the device never sent
+  p.repetition_penalty = 1.0f;
+  p.presence_penalty = 0.5f;
+  EXPECT_EQ(Sampler(p).best_needed(), 0);
+}
+
+TEST(Sampler, SampleBestDrawsWhatSampleDraws) {
+  // Same seed, same draws: sample() on the whole row and sample_best() on its k best (with more
+  // than k given, as in a batch whose largest k is another row's), over rows with ties, -inf,
+  // NaN, +inf, fewer finite logits than k, and every filter.
+  std::mt19937 gen(77);
+  std::normal_distribution<float> nd(0.0f, 1.5f);
+  struct Case { float temperature; int top_k; float top_p; float min_p; };
+  const Case cases[] = {{0.8f, 40, 0.95f, 0.05f}, {1.0f, 5, 1.0f, 0.0f}, {1.3f, 100, 0.5f, 0.0f},
+                        {0.7f, 1, 1.0f, 0.0f},    {2.0f, 64, 1.0f, 0.2f}, {0.0f, 40, 0.9f, 0.1f},
+                        {1e-45f, 10, 0.9f, 0.0f}, {1.0f, 1000, 0.99f, 0.01f}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::Message() << "T=" << c.temperature << " k=" << c.top_k << " p=" << c.top_p
+                                    << " min_p=" << c.min_p);
+    SamplingParams p;
+    p.temperature = c.temperature;
+    p.top_k = c.top_k;
+    p.top_p = c.top_p;
+    p.min_p = c.min_p;
+    p.seed = 4242;
+    Sampler whole(p), best(p);
+    const size_t k = static_cast<size_t>(best.best_needed());
+    ASSERT_GE(k, 1u);
+    for (int row = 0; row < 200; ++row) {
+      // A top-k at or above the vocabulary size is no top-k: sample() then works on the whole row,
+      // and callers do not ask for best logits (Sampler::best_needed).
+      const size_t vocab = row % 7 == 6 && k < 30 ? 30 : 2000;
+      std::vector<float> l(vocab);
+      for (float& v : l) v = std::round(nd(gen) * 8.0f) / 8.0f;  // coarse: many exact ties
+      if (row % 5 == 1) l[size_t(row) % vocab] = kNaN;
+      if (row % 5 == 2) std::fill(l.begin() + long(vocab / 2), l.end(), -kInf);
+      if (row % 23 == 3) l[17] = kInf, l[5] = kInf;
+      if (row % 31 == 4) std::fill(l.begin(), l.end(), -kInf);
+      if (row % 13 == 5) std::fill(l.begin() + 3, l.end(), kNaN);  // fewer finite logits than k
+      std::vector<float> values;
+      std::vector<int32_t> ids;
+      best_of(l, k + 3, values, ids);
+      std::vector<float> scratch = l;
+      const int32_t a = whole.sample(scratch, {});
+      const int32_t b = best.sample_best(values, ids);
+      ASSERT_EQ(a, b) << "row " << row;
+    }
+  }
+}
+
+TEST(Sampler, SampleBestRefusesTooFewEntries) {
+  SamplingParams p;
+  p.top_k = 8;
+  Sampler s(p);
+  std::vector<float> v(4, 1.0f);
+  std::vector<int32_t> ids = {0, 1, 2, 3};
+  EXPECT_THROW(s.sample_best(v, ids), Error);
+  p.top_k = 0;
+  EXPECT_THROW(Sampler(p).sample_best(v, ids), Error);
 }
 
 }  // namespace

@@ -228,6 +228,21 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  bool top_k_rows(const float* x, int64_t rows, int64_t n, int32_t k, float* values_host,
+                  int32_t* ids_host) override {
+    if (!device_top_k_ || k < 1 || k > cuda::kMaxTopK || rows > 65535) return false;
+    if (rows <= 0) return true;
+    const size_t count = size_t(rows) * size_t(k);
+    auto* dv = static_cast<float*>(arrays_.alloc(count * sizeof(float)));
+    auto* di = static_cast<int32_t*>(arrays_.alloc(count * sizeof(int32_t)));
+    void* scratch = arrays_.alloc(cuda::top_k_scratch_bytes(rows, n, k));
+    defer([=](cudaStream_t s) { cuda::top_k_rows(x, rows, n, k, dv, di, scratch, s); }, 19, x, rows, n, k, dv, di,
+          scratch);
+    cuda_memory().to_host(ids_host, di, count * sizeof(int32_t));  // runs the step
+    cuda_memory().to_host(values_host, dv, count * sizeof(float));
+    return true;
+  }
+
   void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst) override {
     const int32_t* drows = arrays_.cached_ints(rows, n);
     defer([=](cudaStream_t s) { cuda::gather_rows(src, width, drows, n, dst, s); }, 3, src, width, drows, n, dst);
@@ -530,6 +545,9 @@ class CudaBackend final : public Backend {
   // no quantizing norm, no fused RoPE + KV write), to check that the fused ones compute the same.
   bool fuse_ = std::getenv("SQUEEZE_CUDA_FUSE") == nullptr || std::getenv("SQUEEZE_CUDA_FUSE")[0] != '0';
   bool flash_ = std::getenv("SQUEEZE_CUDA_FLASH") == nullptr || std::getenv("SQUEEZE_CUDA_FLASH")[0] != '0';
+  // SQUEEZE_CUDA_TOP_K=0: no top_k_rows, so sampling reads whole logits rows (the A/B check that
+  // device top-k draws the same tokens).
+  bool device_top_k_ = std::getenv("SQUEEZE_CUDA_TOP_K") == nullptr || std::getenv("SQUEEZE_CUDA_TOP_K")[0] != '0';
   // Deferred launches and their signature; graphs by signature hash.
   std::vector<std::function<void(cudaStream_t)>> pending_;
   std::vector<uint64_t> sig_;

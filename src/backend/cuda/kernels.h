@@ -171,6 +171,13 @@ void get_rows(GGMLType type, const uint8_t* table, size_t row_bytes, int64_t dim
 void gather_rows(const float* src, int64_t width, const int32_t* rows, int64_t n, float* dst, cudaStream_t s);
 // out[r] = the argmax of row r of x (rows of n; Backend::argmax_rows' rules), device memory.
 void argmax_rows(const float* x, int64_t rows, int64_t n, int32_t* out, cudaStream_t s);
+// The k best entries of each row of x (rows of n; Backend::top_k_rows' order and padding) into
+// values / ids [rows][k], device memory. 1 <= k <= kMaxTopK, rows <= 65535; scratch: device
+// memory of top_k_scratch_bytes(rows, n, k).
+constexpr int32_t kMaxTopK = 1024;
+size_t top_k_scratch_bytes(int64_t rows, int64_t n, int32_t k);
+void top_k_rows(const float* x, int64_t rows, int64_t n, int32_t k, float* values, int32_t* ids, void* scratch,
+                cudaStream_t s);
 // y = rms_norm(x) * (w + w_offset) per row; with delta, x += delta first (x written back).
 // With xq, y is also written quantized for the integer matvec (quantize_q8x's layout).
 void rms_norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps,

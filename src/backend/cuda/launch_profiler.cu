@@ -43,7 +43,8 @@ std::string LaunchProfiler::tag_name(int tag) {
   static const char* names[] = {"?",        "matmul",          "get_rows",      "gather_rows",      "rms_norm",
                                 "add_rms_norm", "add",         "add_bias",      "scale",            "softcap",
                                 "glu",      "rope",            "kv_write",      "attention",        "flash_attention",
-                                "rope_kv_write", "decode_attention", "?",        "argmax_rows"};
+                                "rope_kv_write", "decode_attention", "?",        "argmax_rows",
+                                "top_k_rows"};
   if (tag == 100) return "h2d batch arrays";
   return tag >= 0 && tag < int(sizeof(names) / sizeof(names[0])) ? names[tag] : "?";
 }
