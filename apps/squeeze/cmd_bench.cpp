@@ -78,6 +78,9 @@ int cmd_bench(int argc, char** argv) {
   a.value("-p", "--n-prompt", "N", "prompt tokens for the pp test (0: skip)", "512");
   a.value("-n", "--n-gen", "N", "generated tokens for the tg test (0: skip)", "128");
   a.value("-r", "--repetitions", "N", "timed repetitions of each test", "5");
+  a.value("-ub", "--ubatch", "N",
+          "prompt tokens per forward pass in the pp test (llama-bench's -ub; 0: the device's, 512 on cpu, 2048 on cuda)",
+          "0");
   a.value("", "--seed", "S", "seed of the random token ids", "42");
   a.flag("", "--json", "print one JSON object per test instead of a table");
   a.flag("", "--no-warmup", "skip the untimed warmup run before each test (for cold-start timings)");
@@ -85,6 +88,8 @@ int cmd_bench(int argc, char** argv) {
   const long long n_prompt = a.integer("--n-prompt"), n_gen = a.integer("--n-gen"), reps = a.integer("--repetitions");
   if (n_prompt < 0 || n_gen < 0) throw Error("-p and -n must be >= 0");
   if (reps < 1) throw Error("-r must be >= 1");
+  const long long ubatch = a.integer("--ubatch");
+  if (ubatch < 0 || ubatch > 65536) throw Error("--ubatch must be in 0..65536");
   const bool json = a.on("--json");
 
   LoadedModel lm = load_model(a, false);
@@ -118,12 +123,12 @@ int cmd_bench(int argc, char** argv) {
     model_name = model_name.substr(slash + 1);
   const long long threads = a.integer("--threads");
 
-  SequenceRunner runner(*lm.model, *lm.backend, int32_t(n_ctx), lm.kv_type);
+  SequenceRunner runner(*lm.model, *lm.backend, int32_t(n_ctx), lm.kv_type, int32_t(ubatch));
   std::vector<float> logits;
   using clock = std::chrono::steady_clock;
 
-  // One pp run: the whole prompt in one eval call (SequenceRunner chunks it into batches of 512,
-  // llama-bench's ubatch), logits for the last token only.
+  // One pp run: the whole prompt in one eval call (SequenceRunner chunks it into batches of
+  // --ubatch tokens), logits for the last token only.
   auto run_pp = [&]() {
     runner.reset();
     const std::vector<int32_t> toks = random_tokens(n_prompt);
@@ -158,11 +163,11 @@ int cmd_bench(int argc, char** argv) {
       for (size_t i = 0; i < ts.size(); ++i) samples += fmt(i ? ", %.4f" : "%.4f", ts[i]);
       std::printf(
           "{\"model\": %s, \"model_size\": %zu, \"model_n_params\": %.0f, \"n_threads\": %lld, \"test\": \"%s\", "
-          "\"n_prompt\": %lld, \"n_gen\": %lld, \"repetitions\": %zu, \"kv_type\": \"%s\", \"numerics\": \"%s\", "
+          "\"n_prompt\": %lld, \"n_gen\": %lld, \"n_ubatch\": %d, \"repetitions\": %zu, \"kv_type\": \"%s\", \"numerics\": \"%s\", "
           "\"ts_median\": %.4f, \"ts_mean\": %.4f, \"ts_stddev\": %.4f, \"ts_min\": %.4f, \"ts_max\": %.4f, "
           "\"samples_ts\": [%s]}\n",
           json_str(model_name).c_str(), model_bytes, n_params, threads, test.c_str(), kind[0] == 'p' ? n : 0,
-          kind[0] == 't' ? n : 0, ts.size(), a.str("--kv-type").c_str(), a.str("--numerics").c_str(), s.median,
+          kind[0] == 't' ? n : 0, runner.max_batch(), ts.size(), a.str("--kv-type").c_str(), a.str("--numerics").c_str(), s.median,
           s.mean, s.stddev, s.min, s.max, samples.c_str());
     } else {
       std::printf("| %-30s | %10s | %8s | %7lld | %6s | %10.2f (%8.2f .. %8.2f) |\n", model_name.c_str(),

@@ -18,6 +18,9 @@
 #      A  squeeze bench -m FILE --device cuda -p 512 -n 256 -r $REPS --json   (pp512, tg256)
 #         squeeze bench -m FILE --device cuda -p 2048 -n 0 -r $REPS --json   (pp2048)
 #      B  llama-bench -m FILE -p 512,2048 -n 256 -fa on -ngl 99 -r $REPS -o jsonl
+#         llama-bench -m FILE -p 2048 -n 0 -ub 2048 -fa on -ngl 99 -r $REPS -o jsonl
+#    (squeeze runs its default ubatch, 2048 on cuda; llama.cpp pp2048 both with its default
+#    ubatch, 512, and with 2048, and the better of the two counts)
 #    takes the median over the rounds of each run's figure (squeeze: median of its repetitions;
 #    llama-bench: mean of its repetitions) and deletes the file (KEEP=1 keeps it).
 #    Columns: the file size; squeeze tg256 in tokens/s and as a share of the bandwidth limit
@@ -151,7 +154,7 @@ for r in range(1, rounds + 1):
     pps = sorted(j["n_prompt"] for j in js if j.get("n_gen", 0) == 0)
     for j in js:
         k = "tg256" if j.get("n_gen", 0) else ("pp512", "pp2048")[min(1, pps.index(j["n_prompt"]))]
-        got[k] = j["avg_ts"]; params = params or j.get("model_n_params")
+        got[k] = max(got.get(k, 0.0), j["avg_ts"]); params = params or j.get("model_n_params")  # the better ubatch
     for k in lc: lc[k].append(got.get(k))
 row = {"type": ty, "bytes": os.path.getsize(path), "params": params, "copy_gbs": copy, "gemm_tflops": gemm,
        "rounds": rounds, "squeeze": {k: med(v) for k, v in sq.items()}, "llamacpp": {k: med(v) for k, v in lc.items()},
@@ -237,7 +240,8 @@ for ((k = 0; k < ${#TYPE_LIST[@]}; k++)); do
     say "$ty round $r: squeeze $(( $(date +%s) - t )) s"
     if [ $HAVE_LCPP = 1 ]; then
       t=$(date +%s)
-      "$LLAMA_BENCH" -m "$f" -p 512,2048 -n 256 -fa on -ngl 99 -r "$REPS" -o jsonl >"$LOG/8b-$ty-r$r-lcpp.jsonl" 2>"$LOG/8b-$ty-r$r-lcpp.err" \
+      { "$LLAMA_BENCH" -m "$f" -p 512,2048 -n 256 -fa on -ngl 99 -r "$REPS" -o jsonl &&
+        "$LLAMA_BENCH" -m "$f" -p 2048 -n 0 -ub 2048 -fa on -ngl 99 -r "$REPS" -o jsonl; } >"$LOG/8b-$ty-r$r-lcpp.jsonl" 2>"$LOG/8b-$ty-r$r-lcpp.err" \
         || { note "llama-bench $ty FAILED (round $r):"; tail -3 "$LOG/8b-$ty-r$r-lcpp.err"; }
       say "$ty round $r: llama.cpp $(( $(date +%s) - t )) s"
     fi

@@ -56,6 +56,9 @@ class Backend {
   // Called before the operations of each forward pass: host arrays seen by the previous batch
   // (token ids, positions, block tables, row lists) may have changed.
   virtual void begin_batch() {}
+  // Tokens per forward pass when a long prompt is split (SequenceRunner's default): where larger
+  // products stop paying. llama.cpp's ubatch (512) on the CPU; a GPU fills its SMs with more.
+  virtual int32_t preferred_batch_tokens() const { return 512; }
 
   // y[t][o] = sum_k W[o][k] * x[t][k] for n_tokens rows of x (W is ne = {k, o}, any weight type).
   virtual void matmul(const TensorRef& w, const float* x, int64_t n_tokens, float* y) = 0;

@@ -14,7 +14,7 @@ SequenceRunner::SequenceRunner(Model& model, Backend& backend, int32_t n_ctx, GG
     : model_(model),
       backend_(backend),
       n_ctx_(n_ctx),
-      max_batch_(std::max(1, max_batch)),
+      max_batch_(max_batch > 0 ? max_batch : backend.preferred_batch_tokens()),
       kv_(model.kv_geometry((n_ctx + kBlockSize - 1) / kBlockSize, kv_type, kBlockSize), backend.memory()) {
   if (n_ctx <= 0) throw Error("context size must be positive");
 }

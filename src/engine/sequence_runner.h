@@ -16,7 +16,8 @@ namespace squeeze {
 class SequenceRunner {
  public:
   // n_ctx: the most positions the sequence may reach (the KV pool is sized for it).
-  SequenceRunner(Model& model, Backend& backend, int32_t n_ctx, GGMLType kv_type, int32_t max_batch = 512);
+  // max_batch: tokens per forward pass (0: the backend's preferred_batch_tokens()).
+  SequenceRunner(Model& model, Backend& backend, int32_t n_ctx, GGMLType kv_type, int32_t max_batch = 0);
   ~SequenceRunner();
 
   // Appends tokens at the next positions and returns the logits of tokens[logits_from..n-1]
@@ -32,6 +33,7 @@ class SequenceRunner {
 
   int32_t n_past() const { return n_past_; }
   int32_t n_ctx() const { return n_ctx_; }
+  int32_t max_batch() const { return max_batch_; }
   const KVCache& kv() const { return kv_; }
 
  private:

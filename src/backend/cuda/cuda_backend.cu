@@ -128,6 +128,9 @@ class CudaBackend final : public Backend {
   }
 
   DeviceMemory& memory() override { return cuda_memory(); }
+  // Products of 2048 rows keep every SM of an H100 busy where 512-row ones leave the narrow ones
+  // (n = 4096: 64 output tiles) half idle: Llama-3-8B BF16 pp2048 26.6k -> 29.6k tokens/s.
+  int32_t preferred_batch_tokens() const override { return 2048; }
 
   void begin_batch() override {
     flush();
