@@ -9,7 +9,7 @@ Standard library only. Starts the server itself (and stops it) unless --url is g
 
 usage: bench/gpu/serve_throughput.py -m MODEL [--squeeze build-gpu/bin/squeeze] [--requests 128]
        [--prompt 512] [--gen 256] [--kv-memory 16G] [--step-tokens 8192] [--device cuda]
-       [--url http://127.0.0.1:PORT]
+       [--url http://127.0.0.1:PORT] [--server-log FILE] [--server-arg ARG ...]
 """
 import argparse
 import concurrent.futures
@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--port", type=int, default=8181)
     ap.add_argument("--url", help="use a running server")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--server-log", default="/tmp/serve_throughput.err", help="the server's stderr")
+    ap.add_argument("--server-arg", action="append", default=[], help="one more argument for squeeze serve (repeatable)")
     args = ap.parse_args()
 
     proc = None
@@ -73,9 +75,9 @@ def main():
         url = f"http://127.0.0.1:{args.port}"
         cmd = [args.squeeze, "serve", "-m", args.model, "--device", args.device, "--port", str(args.port),
                "--kv-memory", args.kv_memory, "--parallel", str(args.requests), "--step-tokens",
-               str(args.step_tokens), "-c", str(args.prompt + args.gen + 8)]
+               str(args.step_tokens), "-c", str(args.prompt + args.gen + 8)] + args.server_arg
         print("server:", " ".join(cmd), flush=True)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open("/tmp/serve_throughput.err", "w"))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(args.server_log, "w"))
     try:
         wait_ready(url, proc, 300)
         rng = random.Random(0)
@@ -100,6 +102,13 @@ def main():
               f"tokens): {total / wall:.0f} output tokens/s ({total} tokens in {wall:.2f} s; first request done after "
               f"{min(done_at) - t0:.2f} s){'' if short == 0 else f'; {short} requests stopped short: FAIL'}")
         return 1 if short else 0
+    except Exception:
+        if proc is not None:
+            time.sleep(1)
+            state = "running" if proc.poll() is None else f"exited with status {proc.returncode}"
+            print(f"the server ({state}) wrote, last lines of {args.server_log}:", file=sys.stderr)
+            sys.stderr.writelines(open(args.server_log).readlines()[-15:])
+        raise
     finally:
         if proc is not None:
             proc.terminate()

@@ -1,9 +1,7 @@
 #include "server/http_server.h"
 
-// A burst of clients connecting at once (a benchmark's 128 concurrent requests) overflows
-// httplib's default accept backlog of 5, and the kernel may then refuse connections.
-#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -44,6 +42,11 @@ HttpServer::HttpServer(GenerationService& service, const Tokenizer& tokenizer, c
   httplib::Server& s = *http_;
   const size_t n_threads = size_t(std::max(8, cfg_.http_threads));
   s.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+  // The listening socket, to raise its accept backlog in listen(). httplib's own options as well.
+  s.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = int(sock);
+  });
 
   // Authentication for everything under /v1 when an API key is set.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -259,6 +262,12 @@ bool HttpServer::listen() {
     }
     bound_port_ = cfg_.port;
   }
+  // Debian's httplib is a shared library built with an accept backlog of 5 (its
+  // CPPHTTPLIB_LISTEN_BACKLOG, fixed when the library was built): a burst of clients connecting at
+  // once (a benchmark's 128 concurrent requests) overflowed it, and connections the kernel could
+  // not queue were reset. listen() again on the bound socket sets the backlog.
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, kListenBacklog) != 0)
+    std::fprintf(stderr, "squeeze: warning: could not raise the accept backlog to %d\n", kListenBacklog);
   std::fprintf(stderr, "squeeze: serving %s on http://%s:%d/v1\n", cfg_.model_name.c_str(), cfg_.host.c_str(), bound_port_);
   return http_->listen_after_bind();
 }

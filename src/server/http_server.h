@@ -49,6 +49,8 @@ class HttpServer {
   ServerConfig cfg_;
   std::unique_ptr<httplib::Server> http_;
   int bound_port_ = 0;
+  int listen_fd_ = -1;  // the listening socket (set while binding)
+  static constexpr int kListenBacklog = 1024;
 };
 
 }  // namespace squeeze
