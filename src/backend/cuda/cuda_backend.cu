@@ -233,7 +233,11 @@ class CudaBackend final : public Backend {
 
   bool top_k_rows(const float* x, int64_t rows, int64_t n, int32_t k, float* values_host,
                   int32_t* ids_host) override {
-    if (!device_top_k_ || k < 1 || k > cuda::kMaxTopK || rows > 65535) return false;
+    // The candidates' scratch is batch arena memory: past 64 MiB (a large batch asking for
+    // hundreds of candidates of a large vocabulary) the rows are read whole instead.
+    if (!device_top_k_ || k < 1 || k > cuda::kMaxTopK || rows > 65535 ||
+        cuda::top_k_scratch_bytes(rows, n, k) > (size_t(64) << 20))
+      return false;
     if (rows <= 0) return true;
     const size_t count = size_t(rows) * size_t(k);
     auto* dv = static_cast<float*>(arrays_.alloc(count * sizeof(float)));
