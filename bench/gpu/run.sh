@@ -2,12 +2,15 @@
 # The GPU checks of squeeze, in one call on the device machine (see issue 5):
 #   1. unpacks the Debian -dev packages the device image lacks (.deps/*.deb, made on a Debian
 #      machine with `apt-get download`, see below) into /tmp/deps;
-#   2. builds squeeze and tests/gpu/gpu_vs_cpu (Release, CUDA for sm_90a, no unit tests);
+#   2. builds squeeze, tests/gpu/gpu_vs_cpu and tests/gpu/gpu_serving (Release, CUDA for sm_90a,
+#      no unit tests);
 #   3. kernel checks: every weight type's matmul and get_rows against a double-precision reference
 #      (outputs poisoned with NaN first), plain and under compute-sanitizer memcheck;
 #   4. GPU vs CPU (Numerics::exact) logits on the tiny test models in F32 (threshold 1e-3) and cast
 #      to BF16 / F16 (1e-2), KV cache F32 and F16; the default Gemma 3 270M Q4_K_M when present;
-#      compute-sanitizer memcheck and racecheck on one tiny model; a CLI smoke test;
+#      the serving path (gpu_serving: top-k rows, the swap space, engine sampling and preemption);
+#      compute-sanitizer memcheck and racecheck on tiny models, the top-k kernel and 2-layer
+#      models of every quantized type; a CLI smoke test;
 #   5. prints a summary table last. Full logs go to $OUT (the device tool's folder) or /tmp/squeeze-gpu.
 #
 # Usage (repo root, on the GPU machine): bash bench/gpu/run.sh
