@@ -25,6 +25,7 @@ namespace quant {
   void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   void gemm_q5_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
+  void gemm_q4_k_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   }
 SQZ_DECLARE_GEMM(gemm_avx2)
 SQZ_DECLARE_GEMM(gemm_avx512)
@@ -54,6 +55,7 @@ GemmFn pick_x4(GGMLType t) {
   switch (t) {
     case GGMLType::Q4_0: return Set::q4_0_x4;
     case GGMLType::Q5_0: return Set::q5_0_x4;
+    case GGMLType::Q4_K: return Set::q4_k_x4;
     default: return nullptr;
   }
 }
@@ -73,6 +75,7 @@ GemmFn pick_x4(GGMLType t) {
     static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
     static constexpr GemmFn q4_0_x4 = quant::ns::gemm_q4_0_x4; \
     static constexpr GemmFn q5_0_x4 = quant::ns::gemm_q5_0_x4; \
+    static constexpr GemmFn q4_k_x4 = quant::ns::gemm_q4_k_x4; \
   };
 SQZ_GEMM_SET(Avx2Set, gemm_avx2)
 SQZ_GEMM_SET(Avx512Set, gemm_avx512)

@@ -96,7 +96,7 @@ TEST(Gemm, ExistsWhereTheCpuHasAvx2) {
   }
   EXPECT_EQ(gemm_fn(GGMLType::Q4_0, Numerics::exact, GemmIsa::none), nullptr);
   EXPECT_EQ(gemm_x4_fn(GGMLType::Q8_0, Numerics::llamacpp), nullptr);
-  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0}) {
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q4_K}) {
     EXPECT_NE(gemm_x4_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
     EXPECT_EQ(gemm_x4_fn(t, Numerics::exact), nullptr) << type_name(t);
   }

@@ -2,7 +2,7 @@
 // type's vec_dot format (as llama.cpp does). Rows are split across threads; each thread runs the
 // tiled kernels of quant/gemm.h over its rows, or, for types without them, one vec_dot per
 // (weight row, token) pair, walking tokens in tiles so converted activations stay in cache.
-// Both give the same bits. Q4_0/Q5_0 weights in llama.cpp numerics are repacked on first
+// Both give the same bits. Q4_0/Q5_0/Q4_K weights in llama.cpp numerics are repacked on first
 // use into the x4 layout of quant/gemm.h (4 rows interleaved block by block), once per backend.
 #include <algorithm>
 
