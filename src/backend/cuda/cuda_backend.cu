@@ -1,7 +1,6 @@
 // The CUDA backend: one stream, kernels from kernels_*.cu. What stays in host memory is copied
-// here: weights (and norm weights, biases, RoPE factors) once, on first use, cached by host
-// pointer for the backend's lifetime (so a backend serves one model: make a new one per model);
-// the batch arrays (token ids, positions, block tables, row lists) once per batch
+// here: weights (and norm weights, biases, RoPE factors) once, on first use (weight_uploads.h:
+// a backend serves one model, make a new one per model); the batch arrays (token ids, positions, block tables, row lists) once per batch
 // (batch_arrays.h).
 //
 // Launches are deferred: each operation appends a launch closure and a signature (every kernel
@@ -20,13 +19,11 @@
 #include <bit>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <string>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #ifdef SQUEEZE_HAVE_CUBLAS
@@ -35,6 +32,7 @@
 #include "backend/cuda/batch_arrays.h"
 #include "backend/cuda/launch_profiler.h"
 #include "backend/cuda/step_graphs.h"
+#include "backend/cuda/weight_uploads.h"
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
@@ -123,7 +121,6 @@ class CudaBackend final : public Backend {
 #endif
     if (tc_.scratch) cuda_memory().free(tc_.scratch);
     if (arrivals_) cuda_memory().free(arrivals_);
-    for (auto& [host, up] : uploads_) cuda_memory().free(up.p);
     cudaStreamDestroy(stream_);
   }
 
@@ -135,7 +132,7 @@ class CudaBackend final : public Backend {
   void begin_batch() override {
     flush();
     prof_.batch_started();
-    weights_at_flush_ = weight_bytes_;  // the previous batch's launches (a batch without logits is not flushed by a copy)
+    weights_at_flush_ = uploads_.bytes();  // the previous batch's launches (a batch without logits is not flushed by a copy)
     arrays_.reset();
   }
 
@@ -392,11 +389,6 @@ class CudaBackend final : public Backend {
   static constexpr int32_t kKeyBucket = 8192;  // attention splits: key counts bucketed up to this
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
 
-  struct Upload {
-    void* p = nullptr;
-    size_t bytes = 0;
-  };
-
   // The op just queued (at pending_[index]) writes y, rows x n floats, and can also write them as
   // the integer matvec's 8-bit activations (launch with xq): a product of exactly y that follows
   // takes them from it and skips its own quantize pass.
@@ -442,8 +434,8 @@ class CudaBackend final : public Backend {
     const bool replay = graphs_.has(sig_);
     prof_.flush_begin(stream_);
     flush_ops();
-    prof_.flush_end(stream_, weight_bytes_ == weights_at_flush_, replay && graphs_.size() == graphs_before);
-    weights_at_flush_ = weight_bytes_;
+    prof_.flush_end(stream_, uploads_.bytes() == weights_at_flush_, replay && graphs_.size() == graphs_before);
+    weights_at_flush_ = uploads_.bytes();
   }
 
   void flush_ops() {
@@ -464,45 +456,6 @@ class CudaBackend final : public Backend {
 
   // ---- device copies of host data ---------------------------------------------------------------
 
-  // The device copy of a host array (weights, norm weights, ...), uploaded on first use.
-  const void* upload(const void* host, size_t bytes, GGMLType repack_from = GGMLType::F32, bool repack = false) {
-    auto it = uploads_.find(host);
-    if (it != uploads_.end() && it->second.bytes >= bytes) return it->second.p;
-    if (it != uploads_.end()) {  // seen before with fewer elements: replace
-      flush();
-      SQZ_CUDA(cudaStreamSynchronize(stream_));
-      graphs_.clear();
-      cuda_memory().free(it->second.p);
-      weight_bytes_ -= it->second.bytes;
-      uploads_.erase(it);
-    }
-    void* dev = cuda_memory().alloc(bytes);
-    const cudaError_t e = cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-      cuda_memory().free(dev);
-      check(e, "uploading weights");
-    }
-    if (repack) {  // into the device layout, through a temporary copy
-      void* tmp = cuda_memory().alloc(bytes);
-      try {
-        cuda::repack(repack_from, static_cast<const uint8_t*>(dev), static_cast<uint8_t*>(tmp), bytes, stream_);
-        SQZ_CUDA(cudaStreamSynchronize(stream_));
-      } catch (...) {
-        cuda_memory().free(tmp);
-        cuda_memory().free(dev);
-        throw;
-      }
-      cuda_memory().free(dev);
-      dev = tmp;
-    }
-    uploads_[host] = Upload{dev, bytes};
-    const size_t gib = size_t(1) << 30;
-    if ((weight_bytes_ + bytes) / gib != weight_bytes_ / gib)
-      SQZ_LOG("squeeze: cuda: %.1f GiB of weights on the GPU\n", double(weight_bytes_ + bytes) / double(gib));
-    weight_bytes_ += bytes;
-    return dev;
-  }
-
   // The weight on the device; *dev_type: its layout there (cuda::device_type).
   const uint8_t* weight(const TensorRef& w, GGMLType* dev_type) {
     if (!cuda::type_supported(w.type))
@@ -510,7 +463,7 @@ class CudaBackend final : public Backend {
     const size_t bytes = row_bytes(w.type, w.ne[0]) * size_t(w.n_rows());
     if (bytes > w.nbytes) throw Error(fmt("tensor %s: %zu bytes expected, %zu present", printable(w.name).c_str(), bytes, w.nbytes));
     *dev_type = repack_ ? cuda::device_type(w.type, w.ne[0]) : w.type;
-    return static_cast<const uint8_t*>(upload(w.data, bytes, w.type, *dev_type != w.type));
+    return static_cast<const uint8_t*>(uploads_.get(w.data, bytes, stream_, w.type, *dev_type != w.type));
   }
 
   // The tensor-core scratch, at least bytes (grown between launches: the pending ones use the old).
@@ -526,7 +479,7 @@ class CudaBackend final : public Backend {
   }
 
   const float* host_floats(const float* p, int64_t n) {
-    return static_cast<const float*>(upload(p, size_t(n) * sizeof(float)));
+    return static_cast<const float*>(uploads_.get(p, size_t(n) * sizeof(float), stream_));
   }
 
   void check_kv(const KVCache& kv) const {
@@ -543,9 +496,12 @@ class CudaBackend final : public Backend {
 
   int device_;
   cudaStream_t stream_ = nullptr;
-  std::unordered_map<const void*, Upload> uploads_;
-  size_t weight_bytes_ = 0;
-  size_t weights_at_flush_ = 0;  // weight_bytes_ at the last flush (profiling skips steps that uploaded)
+  cuda::WeightUploads uploads_{[this] {
+    flush();
+    SQZ_CUDA(cudaStreamSynchronize(stream_));
+    graphs_.clear();
+  }};
+  size_t weights_at_flush_ = 0;  // uploads_.bytes() at the last flush (profiling skips steps that uploaded)
   cuda::LaunchProfiler prof_;
   cuda::BatchArrays arrays_;
   // SQUEEZE_CUDA_FUSE=0: every operation its own launch (no grouped products, no GLU epilogue,
