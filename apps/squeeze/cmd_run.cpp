@@ -52,8 +52,7 @@ int cmd_run(int argc, char** argv) {
 
   // Where the sampler needs only the row's best logits, only those leave the device.
   BestLogits best;
-  const int32_t need = sampler.best_needed();
-  best.k = need < hp.n_vocab ? need : 0;
+  best.k = sampler.best_needed(hp.n_vocab);
   best.argmax_only = best.k == 1 && sampler.plain_greedy();
   BestLogits* want = best.k > 0 ? &best : nullptr;
 

@@ -162,8 +162,8 @@ bool Engine::step() {
   best_.k = sampling.empty() ? 0 : 1;
   best_.argmax_only = true;
   for (const Sequence* s : sampling) {
-    const int32_t need = s->n_logprobs < 0 && s->fork_children.empty() ? s->sampler.best_needed() : 0;
-    if (need <= 0 || need >= n_vocab) {
+    const int32_t need = s->n_logprobs < 0 && s->fork_children.empty() ? s->sampler.best_needed(n_vocab) : 0;
+    if (need == 0) {
       best_.k = 0;
       break;
     }

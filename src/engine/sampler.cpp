@@ -250,20 +250,29 @@ int32_t Sampler::draw_from_best() {
   return draw();
 }
 
-int32_t Sampler::best_needed() const {
-  const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
-                         params_.frequency_penalty != 0.0f;
-  if (penalties) return 0;
-  if (!(params_.temperature > 0.0f) || std::isinf(1.0f / params_.temperature)) return 1;  // argmax
-  return params_.top_k > 0 ? params_.top_k : 0;
+bool Sampler::has_penalties() const {
+  return params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+}
+
+bool Sampler::is_argmax() const {
+  // As in sample(): a temperature of 0 (or a denormal one, whose 1/T is infinite) is greedy.
+  return !(params_.temperature > 0.0f) || std::isinf(1.0f / params_.temperature);
+}
+
+int32_t Sampler::best_needed(int64_t n_vocab) const {
+  if (has_penalties()) return 0;
+  if (is_argmax()) return 1;
+  // A top-k at or above the vocabulary size is no top-k: sample() then works on the whole row.
+  return params_.top_k > 0 && params_.top_k < n_vocab ? params_.top_k : 0;
 }
 
 int32_t Sampler::sample_best(std::span<const float> values, std::span<const int32_t> ids) {
-  const auto need = static_cast<size_t>(best_needed());
-  if (need == 0 || values.size() < need || ids.size() < need)
+  if (has_penalties() || (!is_argmax() && params_.top_k <= 0))
+    throw Error("sampler: these sampling parameters need the whole logits row");
+  const size_t need = is_argmax() ? 1 : static_cast<size_t>(params_.top_k);
+  if (values.size() < need || ids.size() < need)
     throw Error(fmt("sampler: %zu best logits given, %zu needed", std::min(values.size(), ids.size()), need));
-  if (need == 1 && !(params_.temperature > 0.0f && !std::isinf(1.0f / params_.temperature)))
-    return ids[0] < 0 ? 0 : ids[0];  // greedy: argmax, 0 for a row without a finite logit
+  if (is_argmax()) return ids[0] < 0 ? 0 : ids[0];  // 0 for a row without a finite logit
   candidates_.clear();
   for (size_t i = 0; i < need && ids[i] >= 0; ++i) candidates_.emplace_back(values[i], ids[i]);
   return draw_from_best();

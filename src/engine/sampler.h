@@ -42,12 +42,12 @@ class Sampler {
   uint64_t seed() const { return seed_; }  // the seed actually used
 
   // How many of a row's best logits (larger first, ties to the lower id) suffice to draw exactly
-  // what sample() draws from the whole row: 1 when it is an argmax, top_k for top-k sampling
-  // without penalties (only when top_k is below the vocabulary size: above it sample() uses the
-  // whole row), 0 when the whole row is needed.
-  int32_t best_needed() const;
+  // what sample() draws from the whole row of n_vocab: 1 when it is an argmax, top_k for top-k
+  // sampling without penalties, 0 when the whole row is needed.
+  int32_t best_needed(int64_t n_vocab) const;
   // sample() from a row's best logits alone: values and ids as Backend::top_k_rows gives them
-  // (best first, padded with id -1), at least best_needed() of them (the rest are ignored).
+  // (best first, padded with id -1), at least best_needed() of them (the rest are ignored); an
+  // Error when these parameters need the whole row.
   int32_t sample_best(std::span<const float> values, std::span<const int32_t> ids);
 
  private:
@@ -64,6 +64,8 @@ class Sampler {
   float nucleus_floor(std::span<const float> weights, double target);
   int32_t draw();
   int32_t draw_from_best();
+  bool has_penalties() const;
+  bool is_argmax() const;
 };
 
 // Argmax with ties going to the lowest index.

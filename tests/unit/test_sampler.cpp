@@ -514,20 +514,21 @@ void best_of(const std::vector<float>& l, size_t k, std::vector<float>& values, 
 
 TEST(Sampler, BestNeededSaysWhenTheWholeRowIsNeeded) {
   SamplingParams p;  // defaults: T 0.8, top-k 40
-  EXPECT_EQ(Sampler(p).best_needed(), 40);
+  EXPECT_EQ(Sampler(p).best_needed(1000), 40);
+  EXPECT_EQ(Sampler(p).best_needed(40), 0);  // top-k of the whole vocabulary: sample() uses the row
   p.top_k = 0;
-  EXPECT_EQ(Sampler(p).best_needed(), 0);  // top-p over the whole vocabulary
+  EXPECT_EQ(Sampler(p).best_needed(1000), 0);  // top-p over the whole vocabulary
   p.top_k = 7;
   p.temperature = 0.0f;
-  EXPECT_EQ(Sampler(p).best_needed(), 1);  // greedy
+  EXPECT_EQ(Sampler(p).best_needed(1000), 1);  // greedy
   p.temperature = 1e-45f;
-  EXPECT_EQ(Sampler(p).best_needed(), 1);  // 1/T is infinite: an argmax
+  EXPECT_EQ(Sampler(p).best_needed(1000), 1);  // 1/T is infinite: an argmax
   p.temperature = 0.8f;
   p.repetition_penalty = 1.1f;
-  EXPECT_EQ(Sampler(p).best_needed(), 0);  // penalties edit logits the device never sent
+  EXPECT_EQ(Sampler(p).best_needed(1000), 0);  // penalties edit logits the device never sent
   p.repetition_penalty = 1.0f;
   p.presence_penalty = 0.5f;
-  EXPECT_EQ(Sampler(p).best_needed(), 0);
+  EXPECT_EQ(Sampler(p).best_needed(1000), 0);
 }
 
 TEST(Sampler, SampleBestDrawsWhatSampleDraws) {
@@ -550,7 +551,7 @@ TEST(Sampler, SampleBestDrawsWhatSampleDraws) {
     p.min_p = c.min_p;
     p.seed = 4242;
     Sampler whole(p), best(p);
-    const size_t k = static_cast<size_t>(best.best_needed());
+    const size_t k = static_cast<size_t>(best.best_needed(2000));
     ASSERT_GE(k, 1u);
     for (int row = 0; row < 200; ++row) {
       // A top-k at or above the vocabulary size is no top-k: sample() then works on the whole row,
