@@ -56,6 +56,9 @@ class Backend {
   // Called before the operations of each forward pass: host arrays seen by the previous batch
   // (token ids, positions, block tables, row lists) may have changed.
   virtual void begin_batch() {}
+  // Called after the operations of each transformer layer: a backend that queues its work may
+  // start what it has, so the device runs while the rest of the pass is being described.
+  virtual void layer_end(int32_t /*layer*/) {}
   // Tokens per forward pass when a long prompt is split (SequenceRunner's default): where larger
   // products stop paying. llama.cpp's ubatch (512) on the CPU; a GPU fills its SMs with more.
   virtual int32_t preferred_batch_tokens() const { return 512; }

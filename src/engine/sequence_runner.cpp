@@ -46,6 +46,12 @@ void SequenceRunner::eval(std::span<const int32_t> tokens, int64_t logits_from, 
     for (int64_t i = start; i < end; ++i)
       batch_.add(tokens[size_t(i)], n_past_ + int32_t(i), table_, i >= logits_from);
     const bool last = end == n;
+    // All in one pass: its logit rows are exactly the caller's, written straight into its vector.
+    if (start == 0 && last) {
+      model_.forward(backend_, batch_, kv_, logits, best);
+      if (best && !best->ids.empty()) logits.clear();
+      break;
+    }
     model_.forward(backend_, batch_, kv_, chunk_logits_, last ? best : nullptr);
     if (last && best && !best->ids.empty()) {
       logits.clear();

@@ -103,6 +103,7 @@ void Model::forward(Backend& be, const Batch& batch, KVCache& kv, std::vector<fl
     be.matmul(*L.ffn_down, ffa_.data(), T, xn_.data());
     if (L.post_ffn_norm) be.rms_norm(xn_.data(), L.post_ffn_norm, hp.norm_weight_offset, T, H, hp.rms_eps, xn_.data());
     residual_pending = true;
+    be.layer_end(il);
   }
   if (residual_pending) be.add(x_.data(), xn_.data(), T * H);
 

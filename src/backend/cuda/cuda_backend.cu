@@ -12,7 +12,9 @@
 // (the kernels read the true positions on the device). While queuing, consecutive products of
 // one activation become one launch, a GLU after gate and up their epilogue, and a norm before an
 // 8-bit product writes its quantized activations (SQUEEZE_CUDA_FUSE=0: no fusion).
-// SQUEEZE_CUDA_GRAPHS=0 turns graphs off; SQUEEZE_CUDA_PROFILE: launch_profiler.h.
+// Decode steps go out in a few pieces (layer_end) so that the GPU starts before the host has
+// described the whole step. SQUEEZE_CUDA_GRAPHS=0 turns graphs off; SQUEEZE_CUDA_PROFILE:
+// launch_profiler.h.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -134,6 +136,15 @@ class CudaBackend final : public Backend {
     prof_.batch_started();
     weights_at_flush_ = uploads_.bytes();  // the previous batch's launches (a batch without logits is not flushed by a copy)
     arrays_.reset();
+  }
+
+  // A decode step takes the host ~5 us per layer to describe and the GPU tens of us to run, so
+  // its queue goes out in pieces that grow fourfold (after layers 0, 3, 15, 63, ...): the GPU
+  // starts after one layer and the host describes the next piece while the GPU runs this one.
+  // Each piece repeats from step to step and replays its own graph.
+  void layer_end(int32_t layer) override {
+    const uint32_t done = uint32_t(layer) + 1;
+    if (early_flush_ && std::has_single_bit(done) && (std::countr_zero(done) % 2 == 0)) flush();
   }
 
   // Consecutive products of one activation by weights of one type and shape class (Q, K and V;
@@ -515,6 +526,9 @@ class CudaBackend final : public Backend {
   std::vector<std::function<void(cudaStream_t)>> pending_;
   std::vector<uint64_t> sig_;
   cuda::StepGraphs graphs_;
+  // SQUEEZE_CUDA_EARLY_FLUSH=0: each pass is launched whole at its end (layer_end does nothing).
+  bool early_flush_ =
+      std::getenv("SQUEEZE_CUDA_EARLY_FLUSH") == nullptr || std::getenv("SQUEEZE_CUDA_EARLY_FLUSH")[0] != '0';
   bool repack_ = std::getenv("SQUEEZE_CUDA_REPACK") == nullptr || std::getenv("SQUEEZE_CUDA_REPACK")[0] != '0';
   cuda::TensorCores tc_;
   void* cublas_ws_ = nullptr;

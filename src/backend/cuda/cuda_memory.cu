@@ -3,7 +3,9 @@
 // on the backend's (blocking) stream, so a copy always sees the results of earlier kernels.
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <mutex>
@@ -83,7 +85,27 @@ class CudaMemory final : public DeviceMemory {
   void to_host(void* dst, const void* src, size_t bytes) override {
     cuda::run_flush_hooks();
     SQZ_CUDA(cudaDeviceSynchronize());  // reports a fault of any earlier kernel here, by name of the sync
-    SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    if (bytes < kBounceMin || !bounce_on_) {
+      SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+      return;
+    }
+    // A logits row (128256 floats) copied into pageable memory goes through the driver's own
+    // staging at a fraction of the bus rate; into page-locked memory it is one DMA, and the host
+    // copy after it runs at memory speed.
+    std::lock_guard<std::mutex> lock(bounce_mutex_);
+    if (!bounce_) {
+      if (cudaMallocHost(&bounce_, kBounceBytes) != cudaSuccess) {
+        cudaGetLastError();
+        bounce_ = nullptr;
+        SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+        return;
+      }
+    }
+    for (size_t off = 0; off < bytes; off += kBounceBytes) {
+      const size_t n = std::min(kBounceBytes, bytes - off);
+      SQZ_CUDA(cudaMemcpy(bounce_, static_cast<const uint8_t*>(src) + off, n, cudaMemcpyDeviceToHost));
+      std::memcpy(static_cast<uint8_t*>(dst) + off, bounce_, n);
+    }
   }
   void to_host_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override {
     cuda::run_flush_hooks();
@@ -112,6 +134,13 @@ class CudaMemory final : public DeviceMemory {
     cuda::run_flush_hooks();
     SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
   }
+
+ private:
+  static constexpr size_t kBounceMin = size_t(64) << 10, kBounceBytes = size_t(4) << 20;
+  std::mutex bounce_mutex_;
+  void* bounce_ = nullptr;  // page-locked, kBounceBytes; kept for the process's life
+  // SQUEEZE_CUDA_BOUNCE=0: straight copies into the caller's memory (the A/B check).
+  const bool bounce_on_ = std::getenv("SQUEEZE_CUDA_BOUNCE") == nullptr || std::getenv("SQUEEZE_CUDA_BOUNCE")[0] != '0';
 };
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "backend/cuda/step_graphs.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "util/log.h"
 
@@ -22,8 +25,7 @@ bool StepGraphs::has(const std::vector<uint64_t>& sig) const {
 void StepGraphs::clear() {
   for (auto& [h, g] : graphs_) cudaGraphExecDestroy(g.exec);
   graphs_.clear();
-  last_sig_.clear();
-  last_hash_ = 0;
+  std::fill(std::begin(recent_), std::end(recent_), 0);
 }
 
 void StepGraphs::launch(std::vector<uint64_t> sig, cudaStream_t s, const std::function<void()>& run) {
@@ -33,12 +35,12 @@ void StepGraphs::launch(std::vector<uint64_t> sig, cudaStream_t s, const std::fu
     SQZ_CUDA(cudaGraphLaunch(it->second.exec, s));
     return;
   }
-  if (h != last_hash_ || last_sig_ != sig) {  // first sighting: plain launches
-    last_hash_ = h;
-    last_sig_ = std::move(sig);
+  if (std::find(std::begin(recent_), std::end(recent_), h) == std::end(recent_)) {  // first sighting: plain launches
+    recent_[recent_next_] = h;
+    recent_next_ = (recent_next_ + 1) % kRecent;
     return run();
   }
-  // Second sighting in a row: capture, instantiate, keep, launch.
+  // Seen recently: capture, instantiate, keep, launch.
   if (graphs_.size() >= kMaxGraphs) clear();
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
@@ -64,8 +66,7 @@ void StepGraphs::launch(std::vector<uint64_t> sig, cudaStream_t s, const std::fu
   }
   if (auto old = graphs_.find(h); old != graphs_.end()) cudaGraphExecDestroy(old->second.exec);  // a hash collision
   graphs_[h] = Graph{std::move(sig), exec};
-  last_sig_.clear();
-  last_hash_ = 0;
+  std::replace(std::begin(recent_), std::end(recent_), h, uint64_t(0));
   SQZ_CUDA(cudaGraphLaunch(exec, s));
 }
 
