@@ -10,7 +10,10 @@
 #              survives between calls while the device machine stays warm); the sources go to
 #              BUILD_DIR-src. Binaries: BUILD_DIR/bin/llama-bench, BUILD_DIR/bin/llama-quantize.
 # Carry only the tarball to the device (carry ".peers/llama-cpp-cuda-src.tar.xz", not ".peers":
-# a carried path replaces the one there, and with it the build).
+# a carried path replaces the one there, and with it the build). Later calls that carried other
+# files under .peers/ (or nothing, after one that did) have been seen to leave .peers/ without the
+# build: to keep it across such calls, build outside the repo (BUILD_DIR /tmp/lcpp, then
+# LLAMA_BENCH=/tmp/lcpp/bin/llama-bench for bench_8b.sh); /tmp survives while the machine is warm.
 #
 # Does nothing but print the version when BUILD_DIR/bin/llama-bench exists (FORCE=1 rebuilds).
 # The build (about 150 CUDA files) is stopped after BUILD_TIMEOUT_S seconds (default 540, under
