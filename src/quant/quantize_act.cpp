@@ -10,6 +10,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "quant/blocks.h"
 #include "quant/kernels.h"
 #include "quant/vec_dot.h"
@@ -119,6 +123,33 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
   }
 }
 
+// f32 -> f16 for a row, 8 at a time with F16C where the CPU has it: its round-to-nearest-even
+// conversion gives f32_to_f16's bits for every input but NaN (it quiets them), so a run of 8
+// holding a NaN goes through f32_to_f16 (checked over all 2^32 inputs when written). The
+// scalar function does not vectorize (its cases branch): ~2% of F16 prefill on 2 Zen 4 cores.
+#if defined(__x86_64__)
+__attribute__((target("avx,f16c"))) void f32_to_f16_row_f16c(const float* src, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0) {
+      for (int j = 0; j < 8; ++j) y[i + j] = f32_to_f16(src[i + j]);
+      continue;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = f32_to_f16(src[i]);
+}
+#endif
+
+void f32_to_f16_row(const float* src, uint16_t* y, int64_t n) {
+#if defined(__x86_64__)
+  static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  if (f16c) return f32_to_f16_row_f16c(src, y, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(src[i]);
+}
+
 }  // namespace
 
 void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n, Numerics numerics) {
@@ -131,11 +162,9 @@ void quantize_activation_row(GGMLType t, const float* src, void* dst, int64_t n,
     case GGMLType::F32:
       std::memcpy(dst, src, size_t(n) * sizeof(float));
       return;
-    case GGMLType::F16: {
-      uint16_t* y = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(src[i]);
+    case GGMLType::F16:
+      f32_to_f16_row(src, static_cast<uint16_t*>(dst), n);
       return;
-    }
     case GGMLType::BF16: {
       uint16_t* y = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(src[i]);
