@@ -11,6 +11,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -193,7 +194,12 @@ __attribute__((target("avx,f16c"))) void f32_to_f16_row_f16c(const float* src, u
 
 void f32_to_f16_row(const float* src, uint16_t* y, int64_t n) {
 #if defined(__x86_64__)
-  static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  // __builtin_cpu_supports covers AVX (including the OS saving YMM state); F16C is read from
+  // CPUID (clang's __builtin_cpu_supports does not know it).
+  static const bool f16c = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+  }();
   if (f16c) return f32_to_f16_row_f16c(src, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(src[i]);
