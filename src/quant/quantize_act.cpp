@@ -11,7 +11,6 @@
 #include <cstring>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -121,8 +120,7 @@ __attribute__((target("avx2"))) void quantize_q8_0_x86_avx2(const float* x, Bloc
 
 void quantize_q8_0_x86(const float* x, BlockQ8_0* y, int64_t nb) {
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return quantize_q8_0_x86_avx2(x, y, nb);
+  if (quant::avx2::supported()) return quantize_q8_0_x86_avx2(x, y, nb);
 #endif
   for (int64_t i = 0; i < nb; ++i, x += QK) quantize_q8_0_x86_block(x, y + i);
 }
@@ -194,13 +192,7 @@ __attribute__((target("avx,f16c"))) void f32_to_f16_row_f16c(const float* src, u
 
 void f32_to_f16_row(const float* src, uint16_t* y, int64_t n) {
 #if defined(__x86_64__)
-  // __builtin_cpu_supports covers AVX (including the OS saving YMM state); F16C is read from
-  // CPUID (clang's __builtin_cpu_supports does not know it).
-  static const bool f16c = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
-  }();
-  if (f16c) return f32_to_f16_row_f16c(src, y, n);
+  if (quant::avx2::supported()) return f32_to_f16_row_f16c(src, y, n);  // AVX2, FMA and F16C
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(src[i]);
 }

@@ -1,7 +1,7 @@
 // The CUDA backend: one stream, kernels from kernels_*.cu. What stays in host memory is copied
 // here: weights (and norm weights, biases, RoPE factors) once, on first use (weight_uploads.h:
-// a backend serves one model, make a new one per model); the batch arrays (token ids, positions, block tables, row lists) once per batch
-// (batch_arrays.h).
+// a backend serves one model, make a new one per model); the batch arrays (token ids,
+// positions, block tables, row lists) once per batch (batch_arrays.h).
 //
 // Launches are deferred: each operation appends a launch closure and a signature (every kernel
 // argument, device pointers included) to the pending list, which is flushed at the batch's end

@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "util/log.h"
 
 namespace squeeze {
 
@@ -93,13 +94,15 @@ class CudaMemory final : public DeviceMemory {
     // staging at a fraction of the bus rate; into page-locked memory it is one DMA, and the host
     // copy after it runs at memory speed.
     std::lock_guard<std::mutex> lock(bounce_mutex_);
+    if (!bounce_ && !bounce_failed_ && cudaMallocHost(&bounce_, kBounceBytes) != cudaSuccess) {
+      cudaGetLastError();
+      bounce_ = nullptr;
+      bounce_failed_ = true;  // not retried on every copy
+      SQZ_LOG("squeeze: cuda: no page-locked memory for the copy buffer: large copies to the host go to pageable memory\n");
+    }
     if (!bounce_) {
-      if (cudaMallocHost(&bounce_, kBounceBytes) != cudaSuccess) {
-        cudaGetLastError();
-        bounce_ = nullptr;
-        SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
-        return;
-      }
+      SQZ_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+      return;
     }
     for (size_t off = 0; off < bytes; off += kBounceBytes) {
       const size_t n = std::min(kBounceBytes, bytes - off);
@@ -139,6 +142,7 @@ class CudaMemory final : public DeviceMemory {
   static constexpr size_t kBounceMin = size_t(64) << 10, kBounceBytes = size_t(4) << 20;
   std::mutex bounce_mutex_;
   void* bounce_ = nullptr;  // page-locked, kBounceBytes; kept for the process's life
+  bool bounce_failed_ = false;
   // SQUEEZE_CUDA_BOUNCE=0: straight copies into the caller's memory (the A/B check).
   const bool bounce_on_ = std::getenv("SQUEEZE_CUDA_BOUNCE") == nullptr || std::getenv("SQUEEZE_CUDA_BOUNCE")[0] != '0';
 };
