@@ -184,20 +184,24 @@ class CudaBackend final : public Backend {
     const MatmulGroup g = group_;
     group_.open = false;
     const cuda::TensorCores* tc = nullptr;
+    // The activations may come straight from the op just queued (a norm, the attention, the GLU
+    // product before; writing exactly x): that op writes them quantized too, into the scratch
+    // past what it reads there itself, and the product skips its quantize pass.
+    const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
+    const bool from_producer = fuse_ && q8 && last_producer_.index != SIZE_MAX &&
+                               last_producer_.index + 1 == pending_.size() && last_producer_.y == g.x &&
+                               last_producer_.rows == g.n_tokens && last_producer_.n == g.k;
+    const size_t xq_off = from_producer ? last_producer_.scratch_used : 0;
     const size_t need = cuda::matmul_scratch(g.type, g.k, g.n_out_total, g.n_tokens, tc_.handle != nullptr);
     if (need > 0) {
-      grow_scratch(need);
+      grow_scratch(xq_off + need);  // a growth flushes the producer: then it is not fused
       tc = &tc_;
     }
     void* scratch = tc ? tc_.scratch : nullptr;
-    // The activations come straight from a norm (the op just queued, writing exactly x): that
-    // kernel writes them quantized too, and the product skips its quantize pass.
-    const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
     const QuantizingOp& pr = last_producer_;
-    const bool fused = fuse_ && q8 && pr.index != SIZE_MAX && pr.index + 1 == pending_.size() && pr.y == g.x &&
-                       pr.rows == g.n_tokens && pr.n == g.k;
+    const bool fused = from_producer && pr.index != SIZE_MAX && pr.index + 1 == pending_.size();
     if (fused) {
-      auto* xq = static_cast<uint8_t*>(scratch);
+      auto* xq = static_cast<uint8_t*>(scratch) + xq_off;
       const auto launch = pr.launch;
       pending_.back() = [=](cudaStream_t s) { launch(s, xq); };
       sig_.push_back(17);
@@ -215,9 +219,18 @@ class CudaBackend final : public Backend {
     const size_t rb = g.rb;
     const int64_t k = g.k, n = g.n_tokens;
     const float* x = g.x;
-    defer([=](cudaStream_t s) { cuda::matmul(t, tg, rb, k, x, n, s, tc, fused); }, 1, t, rb, k, x, n, tg.n, tg.glu,
-          tg.w[0], tg.w[1], tg.w[2], tg.y[0], tg.y[1], tg.y[2], tg.n_out[0], tg.n_out[1], tg.n_out[2],
-          static_cast<const void*>(tc), static_cast<const void*>(scratch), fused);
+    auto launch = [=](cudaStream_t s, uint8_t* yq) {
+      cuda::MatvecTargets tq = tg;
+      tq.yq = yq;
+      cuda::matmul(t, tq, rb, k, x, n, s, tc, fused, xq_off);
+    };
+    defer([=](cudaStream_t s) { launch(s, nullptr); }, 1, t, rb, k, x, n, tg.n, tg.glu, tg.w[0], tg.w[1], tg.w[2],
+          tg.y[0], tg.y[1], tg.y[2], tg.n_out[0], tg.n_out[1], tg.n_out[2], static_cast<const void*>(tc),
+          static_cast<const void*>(scratch), fused, xq_off);
+    // A GLU product of a decode step can write the down product's 8-bit activations itself.
+    if (fuse_ && tg.glu && q8 && cuda::matmul_glu_quantizes(t, k, tg.n_out[0], n))
+      last_producer_ = QuantizingOp{pending_.size() - 1, tg.y[0], n, tg.n_out[0], launch, "matmul glu+quantize",
+                                    xq_off + (size_t(n) * cuda::q8x_bytes(k) + 255) / 256 * 256};
   }
 
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override {
@@ -409,6 +422,7 @@ class CudaBackend final : public Backend {
     int64_t rows = 0, n = 0;
     std::function<void(cudaStream_t, uint8_t*)> launch;
     const char* name = "";
+    size_t scratch_used = 0;  // bytes at the start of the scratch that the op itself reads
   };
 
   void norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) {

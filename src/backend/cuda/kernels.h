@@ -69,6 +69,9 @@ struct MatvecTargets {
   // 1 (SiLU) or 2 (GELU, tanh form): the two weights are gate and up and y[0] = act(gate) * up
   // (decode products where matmul_glu_supported()).
   int glu = 0;
+  // With glu, where matmul_glu_quantizes(): y[0] also written as 8-bit activations (quantize_q8x's
+  // layout, [token][q8x_bytes(n_out)]) for the down product.
+  uint8_t* yq = nullptr;
 };
 
 // The targets' grid: blocks of rows_per_block rows of each weight in turn (with glu, the rows of
@@ -112,14 +115,18 @@ __device__ __forceinline__ BlockTarget block_target(const MatvecTargets& tg) {
 // prefill runs on tensor cores.
 void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_t n_out, const float* x,
             int64_t n_tokens, float* y, cudaStream_t s, const TensorCores* tc = nullptr);
-// x_quantized: tc->scratch already holds x quantized (rms_norm with xq), for the integer matvec.
+// The integer matvec's 8-bit activations are at tc->scratch + xq_offset; x_quantized: they are
+// there already (written by the op before, e.g. rms_norm with xq).
 void matmul(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
-            cudaStream_t s, const TensorCores* tc = nullptr, bool x_quantized = false);
+            cudaStream_t s, const TensorCores* tc = nullptr, bool x_quantized = false, size_t xq_offset = 0);
 // Bytes of scratch a product needs (8-bit activations, or 16-bit ones and dequantized weight
 // rows for the tensor cores); 0: none.
 size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores);
 // Whether decode products of this type can apply a GLU in their epilogue (MatvecTargets::glu).
 bool matmul_glu_supported(GGMLType type, int64_t k, int64_t n_tokens);
+// Whether such a GLU product can also write its output as the next product's 8-bit activations
+// (MatvecTargets::yq; the down product then skips its quantize pass).
+bool matmul_glu_quantizes(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens);
 // Whether a product of n_tokens rounds its activations to 8 bits (quantize_q8x) first.
 bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens);
 
@@ -161,6 +168,8 @@ __device__ __forceinline__ void quantize_block32(float v, int lane, uint8_t* row
 }
 #endif
 bool matvec_q8_supported(GGMLType t);
+// Whether the integer matvec with a GLU of this shape can also write its output 8-bit (tg.yq).
+bool matvec_q8_glu_quantizes(GGMLType t, int64_t k, int64_t n_out);
 void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s);
 void matvec_q8(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const uint8_t* xq,
                int64_t n_tokens, cudaStream_t s);

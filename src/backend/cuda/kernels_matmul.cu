@@ -410,6 +410,10 @@ bool matmul_quantizes_activations(GGMLType type, int64_t k, int64_t n_tokens) {
   return n_tokens <= kMatvecUpTo && k % 256 == 0 && matvec_q8_supported(type);
 }
 
+bool matmul_glu_quantizes(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens) {
+  return matmul_quantizes_activations(type, k, n_tokens) && matvec_q8_glu_quantizes(type, k, n_out);
+}
+
 bool matmul_glu_supported(GGMLType type, int64_t k, int64_t n_tokens) {
   return n_tokens <= kMatvecUpTo &&
          (matmul_quantizes_activations(type, k, n_tokens) || type == GGMLType::F16 || type == GGMLType::BF16);
@@ -421,13 +425,14 @@ size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens,
 }
 
 void matmul(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
-            cudaStream_t s, const TensorCores* tc, bool x_quantized) {
+            cudaStream_t s, const TensorCores* tc, bool x_quantized, size_t xq_offset) {
   if (n_tokens <= 0) return;
   if (k % 8 != 0) throw Error(fmt("CUDA matmul: row length %lld is not a multiple of 8", (long long)k));
   if (reinterpret_cast<uintptr_t>(x) % 16 != 0) throw Error("CUDA matmul: activations are not 16-byte aligned");
   if (matmul_quantizes_activations(type, k, n_tokens)) {
-    if (!tc || tc->scratch_bytes < size_t(n_tokens) * q8x_bytes(k)) throw Error("CUDA matmul: scratch too small");
-    auto* xq = static_cast<uint8_t*>(tc->scratch);
+    if (!tc || tc->scratch_bytes < xq_offset + size_t(n_tokens) * q8x_bytes(k))
+      throw Error("CUDA matmul: scratch too small");
+    auto* xq = static_cast<uint8_t*>(tc->scratch) + xq_offset;
     if (!x_quantized) quantize_q8x(x, k, n_tokens, xq, s);
     return matvec_q8(type, tg, row_bytes, k, xq, n_tokens, s);
   }

@@ -23,6 +23,7 @@
 // intrinsics: no FMA contraction left to the compiler, so every instantiation (tokens per pass,
 // rows, GLU epilogue) rounds a row the same way and results do not depend on the batch.
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
@@ -36,6 +37,8 @@ constexpr int kMaxTokens = 4;  // tokens per pass
 // Bytes of each weight row fetched into L2 before the kernel waits for the previous one: about one
 // pass of a group over the row, and about 16 MB over a full wave of blocks (L2: 50 MB).
 constexpr size_t kPrefetchRowBytes = 2304;
+constexpr int kMaxChunks = 32;
+constexpr int kBlocksPerSm = 4;  // SQUEEZE_CUDA_QMV_BPS
 
 // One warp per 32-element block.
 __global__ void quantize_q8x_kernel(const float* __restrict__ x, int64_t k, int64_t n_blocks,
@@ -205,102 +208,193 @@ struct Q8Unit<kQ6_KR> {
   }
 };
 
+// A block takes `chunks` runs of R rows per group of `lanes` threads (128, or 64 / 32 when the
+// row has fewer units), rows_per_block = chunks * groups * R consecutive rows in all; a group's
+// thread walks units li, li + lanes, ... of each of its chunks in turn. With several chunks a
+// block streams its rows with the next step's loads (one unit of each of the R rows) in flight
+// while the current one is multiplied, instead of thousands of short blocks that each load once,
+// reduce and exit. Each chunk's per-thread sums are reduced across the warp when the chunk ends
+// and across the group's warps once, at the end; the sums are added in the same order whatever
+// chunks is, so the grid does not change the bits.
+//
 // With kGlu, each group takes R rows of the gate (w[0]) and the same R rows of the up weight
-// (w[1]) and writes act(gate) * up to y[0].
-template <GGMLType T, int NT, int R, bool kGlu, bool kPair>
+// (w[1]) and writes act(gate) * up to y[0]; with tg.yq and 32 rows per block, also that output
+// in 8-bit blocks (quantize_q8x's layout and arithmetic) for the down product.
+template <GGMLType T, int NT, int R, bool kGlu>
 __global__ void __launch_bounds__(kThreads)
-    qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
+    qmv8_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, int chunks, int prefetch_chunks,
+                const uint8_t* __restrict__ xq) {
   using Q = Q8Unit<T>;
-  constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
-  __shared__ float red[kThreads / 32][NT * RT];
+  constexpr int RT = kGlu ? 2 * R : R;  // rows per thread and chunk
+  extern __shared__ float red[];        // [warp][chunk][NT * RT]
   const BlockTarget bt = block_target<kGlu>(tg);
-  const uint8_t* w = bt.w;
   float* y = bt.y;
   const int64_t n_out = bt.n_out;
-  const unsigned block = bt.block;
   const int groups = kThreads / lanes, grp = threadIdx.x / lanes, li = threadIdx.x % lanes;
-  const int64_t o0 = (int64_t(block) * groups + grp) * R;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t rows_per_block = int64_t(chunks) * groups * R;
+  const int64_t base = int64_t(bt.block) * rows_per_block;
+  auto row_of = [&](int c, int r) {
+    const int64_t o = base + (int64_t(c) * groups + grp) * R + r % R;
+    return (kGlu && r >= R ? tg.w[1] : bt.w) + size_t(o < n_out ? o : n_out - 1) * row_bytes;
+  };
+  // The weights do not depend on the kernels before: the first chunks' leading bytes are fetched
+  // into L2, and the first step's units into registers, while those finish.
+  for (int i = threadIdx.x; i < prefetch_chunks * groups * RT; i += kThreads) {
+    const int c = i / (groups * RT), g = (i / RT) % groups, r = i % RT;
+    const int64_t o = base + (int64_t(c) * groups + g) * R + r % R;
+    if (o < n_out)
+      prefetch_l2((kGlu && r >= R ? tg.w[1] : bt.w) + size_t(o) * row_bytes,
+                  row_bytes < kPrefetchRowBytes ? row_bytes : kPrefetchRowBytes);
+  }
+  const int64_t n_units = k / Q::kElems;
+  const int passes = int((n_units + lanes - 1) / lanes);
+  const int steps = chunks * passes;
   const uint8_t* rows[RT];
 #pragma unroll
-  for (int r = 0; r < RT; ++r) {
-    const int64_t o = o0 + r % R;
-    rows[r] = (kGlu && r >= R ? tg.w[1] : w) + size_t(o < n_out ? o : n_out - 1) * row_bytes;
-  }
-  // The weights do not depend on the kernels before: their first bytes are fetched while those
-  // finish (one request per row of each group, by the group's first threads).
-  if (li < RT && o0 + li % R < n_out) prefetch_l2(rows[li], row_bytes < kPrefetchRowBytes ? row_bytes : kPrefetchRowBytes);
+  for (int r = 0; r < RT; ++r) rows[r] = row_of(0, r);
+  typename Q::W cur[RT];
+  if (li < n_units)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) Q::load(rows[r], li, cur[r]);
   pdl_start();
   float acc[NT][RT];
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
     for (int r = 0; r < RT; ++r) acc[t][r] = 0.0f;
-  const int64_t n_units = k / Q::kElems;
   const size_t x_stride = q8x_bytes(k);
-  int64_t u = li;
-  // kPair (long rows, as the FFN's down product): two passes' loads in flight before their use,
-  // the sums still added pass by pass.
-  if constexpr (kPair)
-    for (; u + lanes < n_units; u += 2 * lanes) {
-      typename Q::W wa[RT], wb[RT];
+  int c = 0, p = 0;  // the step being multiplied: chunk c, pass p
+  for (int s = 0; s < steps; ++s) {
+    int cn = c, pn = p + 1;
+    if (pn == passes) pn = 0, ++cn;
+    if (cn != c && cn < chunks)
 #pragma unroll
-      for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wa[r]);
+      for (int r = 0; r < RT; ++r) rows[r] = row_of(cn, r);
+    const int64_t u = li + int64_t(p) * lanes, un = li + int64_t(pn) * lanes;
+    typename Q::W nxt[RT];
+    if (s + 1 < steps && un < n_units)
 #pragma unroll
-      for (int r = 0; r < RT; ++r) Q::load(rows[r], u + lanes, wb[r]);
+      for (int r = 0; r < RT; ++r) Q::load(rows[r], un, nxt[r]);
+    if (u < n_units)
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < RT; ++r) acc[t][r] = __fadd_rn(acc[t][r], Q::dot(cur[r], xq + t * x_stride, k, u));
+    if (pn == 0) {  // chunk c is done: its sums, warp by warp
 #pragma unroll
       for (int t = 0; t < NT; ++t)
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wa[r], xq + t * x_stride, k, u));
-          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wb[r], xq + t * x_stride, k, u + lanes));
+          const float v = warp_sum(acc[t][r]);
+          if (lane == 0) red[(warp * chunks + c) * NT * RT + t * RT + r] = v;
+          acc[t][r] = 0.0f;
         }
     }
-  for (; u < n_units; u += lanes) {
-    typename Q::W wu[RT];
 #pragma unroll
-    for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wu[r]);
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int r = 0; r < RT; ++r) acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wu[r], xq + t * x_stride, k, u));
+    for (int r = 0; r < RT; ++r) cur[r] = nxt[r];
+    c = cn, p = pn;
   }
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      const float v = warp_sum(acc[t][r]);
-      if (lane == 0) red[warp][t * RT + r] = v;
-    }
   __syncthreads();
-  const int warps_per_group = lanes / 32;
-  if (threadIdx.x < groups * NT * R) {
-    const int g = threadIdx.x / (NT * R), tr = threadIdx.x % (NT * R), t = tr / R, r = tr % R;
+  // Output i of the block: token i / rows_per_block, row i % rows_per_block. With yq, 32 rows per
+  // block: warp w holds token w's 32 outputs, one 8-bit block.
+  const int wpg = lanes / 32;
+  const int n_outs = int(rows_per_block) * NT;
+  for (int i = threadIdx.x; i < n_outs; i += kThreads) {
+    const int t = i / int(rows_per_block), ol = i % int(rows_per_block);
+    const int cc = ol / (groups * R), g = (ol / R) % groups, r = ol % R;
     float v = 0.0f, up = 0.0f;
-    for (int i = 0; i < warps_per_group; ++i) {
-      v += red[g * warps_per_group + i][t * RT + r];
-      if (kGlu) up += red[g * warps_per_group + i][t * RT + R + r];
+    for (int j = 0; j < wpg; ++j) {
+      const float* rr = red + ((g * wpg + j) * chunks + cc) * NT * RT + t * RT;
+      v += rr[r];
+      if (kGlu) up += rr[R + r];
     }
     if (kGlu) v = (tg.glu == 1 ? silu(v) : gelu_tanh(v)) * up;
-    const int64_t o = (int64_t(block) * groups + g) * R + r;
+    const int64_t o = base + ol;
     if (o < n_out) y[t * n_out + o] = v;
+    if (kGlu && tg.yq) quantize_block32(v, lane, tg.yq + size_t(t) * q8x_bytes(n_out), n_out, o / 32);
   }
 }
 
-template <GGMLType T, int R, bool kGlu, bool kPair>
-void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
+// Rows per group of a product without and with a GLU.
+template <GGMLType T>
+constexpr int rows_per_group() {
+  return T == kQ8_0R ? 2 : 4;
+}
+template <GGMLType T>
+constexpr int glu_rows_per_group() {
+  return rows_per_group<T>() > 2 ? rows_per_group<T>() / 2 : rows_per_group<T>();
+}
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      return 132;
+    return v;
+  }();
+  return n;
+}
+
+// Blocks per SM the grid aims at (rows per block follow); 0: one chunk per block.
+int blocks_per_sm() {
+  static const int n = [] {
+    const char* e = std::getenv("SQUEEZE_CUDA_QMV_BPS");
+    return e ? std::atoi(e) : kBlocksPerSm;
+  }();
+  return n;
+}
+
+template <GGMLType T>
+int lanes_for(int64_t k) {
   const int64_t n_units = k / Q8Unit<T>::kElems;
-  const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
-  const unsigned total = assign_blocks(tg, (kThreads / lanes) * R);
+  return n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
+}
+
+// Chunks per block: with a GLU, 32 output rows per block (one 8-bit block of the output), where
+// the grid allows; otherwise about blocks_per_sm() blocks per SM.
+template <GGMLType T>
+int chunks_for(const MatvecTargets& tg, int64_t k, int R) {
+  const int groups = kThreads / lanes_for<T>(k);
+  const int bps = blocks_per_sm();
+  if (bps <= 0) return 1;
+  if (tg.glu) return 32 % (groups * R) == 0 ? 32 / (groups * R) : 1;
+  int64_t total = 0;
+  for (int i = 0; i < tg.n; ++i) total += (tg.n_out[i] + groups * R - 1) / (groups * R);
+  const int64_t want = int64_t(sm_count()) * bps;
+  return int(std::clamp<int64_t>((total + want - 1) / want, 1, kMaxChunks));
+}
+
+template <GGMLType T>
+int glu_rows_per_block(int64_t k) {
+  MatvecTargets tg;
+  tg.glu = 1;
+  const int R = glu_rows_per_group<T>(), groups = kThreads / lanes_for<T>(k);
+  return chunks_for<T>(tg, k, R) * groups * R;
+}
+
+template <GGMLType T, int R, bool kGlu>
+void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
+  const int lanes = lanes_for<T>(k), groups = kThreads / lanes;
+  const int chunks = chunks_for<T>(tg, k, R);
+  const int64_t rows_per_block = int64_t(chunks) * groups * R;
+  if (tg.yq && (!kGlu || rows_per_block != 32 || tg.n_out[0] % 32 != 0))
+    throw Error("CUDA matvec_q8: no 8-bit output for this shape");
+  const unsigned total = assign_blocks(tg, rows_per_block);
+  // About 16 MB of leading row bytes fetched into L2 ahead, over the whole grid.
+  const size_t per_chunk = size_t(total) * groups * (kGlu ? 2 * R : R) * std::min(row_bytes, kPrefetchRowBytes);
+  const int prefetch = int(std::clamp<size_t>((size_t(16) << 20) / std::max<size_t>(per_chunk, 1), 1, size_t(chunks)));
+  const size_t smem = size_t(kThreads / 32) * chunks * kMaxTokens * (kGlu ? 2 * R : R) * sizeof(float);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
     const int nt = int(std::min<int64_t>(kMaxTokens, n_tokens - t0));
-    const MatvecTargets tt = from_token(tg, t0);
+    MatvecTargets tt = from_token(tg, t0);
+    if (tt.yq) tt.yq += size_t(t0) * q8x_bytes(tg.n_out[0]);
     const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
     switch (nt) {
-      case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      case 2: launch_pdl(qmv8_kernel<T, 2, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      case 3: launch_pdl(qmv8_kernel<T, 3, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
-      default: launch_pdl(qmv8_kernel<T, 4, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 1: launch_pdl(qmv8_kernel<T, 1, R, kGlu>, dim3(total), dim3(kThreads), smem, s, tt, row_bytes, k, lanes, chunks, prefetch, xt); break;
+      case 2: launch_pdl(qmv8_kernel<T, 2, R, kGlu>, dim3(total), dim3(kThreads), smem, s, tt, row_bytes, k, lanes, chunks, prefetch, xt); break;
+      case 3: launch_pdl(qmv8_kernel<T, 3, R, kGlu>, dim3(total), dim3(kThreads), smem, s, tt, row_bytes, k, lanes, chunks, prefetch, xt); break;
+      default: launch_pdl(qmv8_kernel<T, 4, R, kGlu>, dim3(total), dim3(kThreads), smem, s, tt, row_bytes, k, lanes, chunks, prefetch, xt); break;
     }
     check_launch("qmv8");
   }
@@ -309,15 +403,23 @@ void launch_qmv8(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* x
 template <GGMLType T, int R>
 void launch_qmv8(const MatvecTargets& tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens,
                  cudaStream_t s) {
-  if (tg.glu) return launch_qmv8<T, (R > 2 ? R / 2 : R), true, false>(tg, row_bytes, k, xq, n_tokens, s);
-  // Rows of at least two passes of 128 threads (the FFN's down product): kPair.
-  if (k / Q8Unit<T>::kElems >= 256) return launch_qmv8<T, R, false, true>(tg, row_bytes, k, xq, n_tokens, s);
-  launch_qmv8<T, R, false, false>(tg, row_bytes, k, xq, n_tokens, s);
+  if (tg.glu) return launch_qmv8<T, glu_rows_per_group<T>(), true>(tg, row_bytes, k, xq, n_tokens, s);
+  launch_qmv8<T, R, false>(tg, row_bytes, k, xq, n_tokens, s);
 }
 
 }  // namespace
 
 bool matvec_q8_supported(GGMLType t) { return t == kQ8_0R || t == kQ4_0R || t == GGMLType::Q4_K || t == kQ6_KR; }
+
+bool matvec_q8_glu_quantizes(GGMLType t, int64_t k, int64_t n_out) {
+  if (!matvec_q8_supported(t) || k % 256 != 0 || n_out % 32 != 0) return false;
+  switch (t) {
+    case kQ8_0R: return glu_rows_per_block<kQ8_0R>(k) == 32;
+    case kQ4_0R: return glu_rows_per_block<kQ4_0R>(k) == 32;
+    case GGMLType::Q4_K: return glu_rows_per_block<GGMLType::Q4_K>(k) == 32;
+    default: return glu_rows_per_block<kQ6_KR>(k) == 32;
+  }
+}
 
 void quantize_q8x(const float* x, int64_t k, int64_t n_tokens, uint8_t* out, cudaStream_t s) {
   if (k % 32 != 0) throw Error("CUDA quantize_q8x: row length is not a multiple of 32");
@@ -332,10 +434,10 @@ void matvec_q8(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t
   if (k % 256 != 0) throw Error("CUDA matvec_q8: row length is not a multiple of 256");
   if (tg.glu && (tg.n != 2 || tg.n_out[0] != tg.n_out[1])) throw Error("CUDA matvec_q8: GLU needs gate and up of one shape");
   switch (type) {
-    case kQ8_0R: return launch_qmv8<kQ8_0R, 2>(tg, row_bytes, k, xq, n_tokens, s);
-    case kQ4_0R: return launch_qmv8<kQ4_0R, 4>(tg, row_bytes, k, xq, n_tokens, s);
-    case GGMLType::Q4_K: return launch_qmv8<GGMLType::Q4_K, 4>(tg, row_bytes, k, xq, n_tokens, s);
-    case kQ6_KR: return launch_qmv8<kQ6_KR, 4>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ8_0R: return launch_qmv8<kQ8_0R, rows_per_group<kQ8_0R>()>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ4_0R: return launch_qmv8<kQ4_0R, rows_per_group<kQ4_0R>()>(tg, row_bytes, k, xq, n_tokens, s);
+    case GGMLType::Q4_K: return launch_qmv8<GGMLType::Q4_K, rows_per_group<GGMLType::Q4_K>()>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ6_KR: return launch_qmv8<kQ6_KR, rows_per_group<kQ6_KR>()>(tg, row_bytes, k, xq, n_tokens, s);
     default: break;
   }
   throw Error(fmt("CUDA matvec_q8: no kernel for %s", type_name(type)));
