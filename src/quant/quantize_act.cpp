@@ -141,34 +141,107 @@ void quantize_q8_1(const float* x, BlockQ8_1* y, int64_t nb) {
   }
 }
 
-void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-    // The signed value of the first element with the largest magnitude sets the scale, so that
-    // element maps to exactly -127 (the sign flip is what ggml's IQ kernels expect).
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QK_K; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
+void quantize_q8_k_block(const float* x, BlockQ8_K* y) {
+  // The signed value of the first element with the largest magnitude sets the scale, so that
+  // element maps to exactly -127 (the sign flip is what ggml's IQ kernels expect).
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK_K; ++j) {
+    const float ax = std::fabs(x[j]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[j];
     }
+  }
+  if (amax == 0.0f) {
+    std::memset(y, 0, sizeof(*y));
+    return;
+  }
+  const float iscale = -127.0f / max;
+  for (int j = 0; j < QK_K; ++j) {
+    const int v = nearest_int(iscale * x[j]);
+    y->qs[j] = int8_t(v < 127 ? v : 127);
+  }
+  for (int g = 0; g < QK_K / 16; ++g) {
+    int sum = 0;
+    for (int l = 0; l < 16; ++l) sum += y->qs[16 * g + l];
+    y->bsums[g] = int16_t(sum);
+  }
+  y->d = 1.0f / iscale;
+}
+
+// The same with AVX2 (per element, the scalar code's product and ggml's nearest_int, a libm-free
+// round half to even, which _mm256_round_ps matches for |v| < 2^22): ~2% of Q4_K_M prefill on 2
+// Zen 4 cores. The scale comes from the first element of the largest magnitude, found by
+// comparing with the block's maximum. A block holding a NaN or an infinity, or whose -127 / max
+// overflows, goes through the scalar code.
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void quantize_q8_k_avx2(const float* x, BlockQ8_K* y, int64_t nb) {
+  constexpr int kVecs = QK_K / 8;
+  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+  for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (int k = 0; k < kVecs; ++k) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));  // |x| >= inf, or NaN
+      m = _mm256_max_ps(m, a);
+    }
+    if (_mm256_movemask_ps(bad) != 0) {
+      quantize_q8_k_block(x, y + i);
+      continue;
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
     if (amax == 0.0f) {
       std::memset(&y[i], 0, sizeof(y[i]));
       continue;
     }
-    const float iscale = -127.0f / max;
-    for (int j = 0; j < QK_K; ++j) {
-      const int v = nearest_int(iscale * x[j]);
-      y[i].qs[j] = int8_t(v < 127 ? v : 127);
+    const __m256 amaxv = _mm256_set1_ps(amax);
+    float max = 0.0f;
+    for (int k = 0; k < kVecs; ++k) {
+      const int hit = _mm256_movemask_ps(
+          _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), amaxv, _CMP_EQ_OQ));
+      if (hit != 0) {
+        max = x[8 * k + __builtin_ctz(unsigned(hit))];
+        break;
+      }
     }
-    for (int g = 0; g < QK_K / 16; ++g) {
-      int sum = 0;
-      for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * g + l];
-      y[i].bsums[g] = int16_t(sum);
+    const float iscale = -127.0f / max;
+    if (!(std::fabs(iscale) <= 3.0e38f)) {  // max so small that the products may overflow
+      quantize_q8_k_block(x, y + i);
+      continue;
+    }
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int k = 0; k < kVecs; k += 4) {
+      __m256i q[4];
+      for (int j = 0; j < 4; ++j)
+        q[j] = _mm256_min_epi32(top, _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(is, _mm256_loadu_ps(x + 8 * (k + j))),
+                                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      // sums of 16: lanes of q0 + q1 (elements 32k/4 .. +16) and of q2 + q3
+      for (int g = 0; g < 2; ++g) {
+        const __m256i s8 = _mm256_add_epi32(q[2 * g], q[2 * g + 1]);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+        y[i].bsums[k / 2 + g] = int16_t(_mm_cvtsi128_si32(s4));
+      }
+      // packs interleave the 128-bit lanes: 0 1 4 5 2 3 6 7 (in groups of 4 bytes) -> permute back.
+      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + 8 * k),
+                          _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
     }
     y[i].d = 1.0f / iscale;
   }
+}
+#endif
+
+void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
+#if defined(__x86_64__)
+  if (quant::avx2::supported()) return quantize_q8_k_avx2(x, y, nb);
+#endif
+  for (int64_t i = 0; i < nb; ++i, x += QK_K) quantize_q8_k_block(x, y + i);
 }
 
 // f32 -> f16 for a row, 8 at a time with F16C where the CPU has it: its round-to-nearest-even

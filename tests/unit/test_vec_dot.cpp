@@ -9,6 +9,7 @@
 //   * and the AVX2 kernels (when the CPU has them) with the scalar ones.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -210,6 +211,62 @@ TEST(QuantizeActivation, Q8KInvariants) {
   quantize_activation_row(GGMLType::Q8_K, z.data(), q.data(), QK_K);
   EXPECT_EQ(q[0].d, 0.0f);
   EXPECT_EQ(q[0].bsums[5], 0);
+}
+
+// ggml's quantize_row_q8_K_ref, written out again here: the (vectorized where the CPU allows)
+// quantizer must give its bytes for every input, ties of magnitude, NaN, inf and denormals too.
+static void q8_k_reference(const float* x, quant::BlockQ8_K* y) {
+  auto nearest = [](float f) {
+    const float v = f + 12582912.f;
+    int32_t i;
+    std::memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+  };
+  float max = 0, amax = 0;
+  for (int j = 0; j < QK_K; ++j)
+    if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+  std::memset(y, 0, sizeof(*y));
+  if (amax == 0) return;
+  const float iscale = -127.f / max;
+  for (int j = 0; j < QK_K; ++j) y->qs[j] = int8_t(std::min(127, nearest(iscale * x[j])));
+  for (int g = 0; g < QK_K / 16; ++g) {
+    int sum = 0;
+    for (int l = 0; l < 16; ++l) sum += y->qs[16 * g + l];
+    y->bsums[g] = int16_t(sum);
+  }
+  y->d = 1 / iscale;
+}
+
+TEST(QuantizeActivation, Q8KMatchesReferenceQuantizer) {
+  std::mt19937 rng(11);
+  const int64_t n = 8 * QK_K;
+  std::vector<float> x(n);
+  std::vector<quant::BlockQ8_K> got(n / QK_K);
+  int mismatches = 0;
+  for (int iter = 0; iter < 700; ++iter) {
+    const int mode = iter % 7;
+    for (float& v : x) {
+      const uint32_t r = uint32_t(rng());
+      switch (mode) {
+        case 0: v = std::normal_distribution<float>(0, 1)(rng); break;
+        case 1: std::memcpy(&v, &r, 4); if (std::isnan(v)) v = 1.0f; break;    // any bits, inf too
+        case 2: v = float(int(r % 255) - 127) * 0.5f; break;                   // halves: rounding ties
+        case 3: v = r % 7 == 0 ? 0.0f : std::ldexp(float(int(r % 2001) - 1000), -140); break;  // denormals
+        case 4: v = r % 3 == 0 ? 0.0f : (r & 1 ? 1.0f : -1.0f) * float(r % 5); break;  // equal magnitudes
+        case 5: v = r % 97 == 0 ? NAN : std::normal_distribution<float>(0, 3)(rng); break;
+        default: v = std::ldexp(std::normal_distribution<float>(0, 1)(rng), -120); break;  // tiny scales
+      }
+    }
+    if (iter % 50 == 0) x[size_t(rng()) % size_t(n)] = -INFINITY;
+    if (iter % 9 == 0) std::fill(x.begin(), x.begin() + QK_K, 0.0f);
+    quantize_activation_row(GGMLType::Q8_K, x.data(), got.data(), n);
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+      quant::BlockQ8_K want;
+      q8_k_reference(x.data() + b * QK_K, &want);
+      mismatches += std::memcmp(&want, &got[size_t(b)], sizeof(want)) != 0;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
