@@ -208,6 +208,121 @@ struct Q8Unit<kQ6_KR> {
   }
 };
 
+// ---- K-quants: one pass per block ----------------------------------------------------------------
+// The K-quants' units carry more state per row (scales, several quant runs): the chunked kernel
+// below streamed them slower than these short blocks, each loading its rows' units once (8B
+// Q4_K_M tg256 on one H100: 301 against 337 t/s, alternating runs).
+// With kGlu, each group takes R rows of the gate (w[0]) and the same R rows of the up weight
+// (w[1]) and writes act(gate) * up to y[0].
+template <GGMLType T, int NT, int R, bool kGlu, bool kPair>
+__global__ void __launch_bounds__(kThreads)
+    qmv8_rows_kernel(const MatvecTargets tg, size_t row_bytes, int64_t k, int lanes, const uint8_t* __restrict__ xq) {
+  using Q = Q8Unit<T>;
+  constexpr int RT = kGlu ? 2 * R : R;  // rows per thread
+  __shared__ float red[kThreads / 32][NT * RT];
+  const BlockTarget bt = block_target<kGlu>(tg);
+  const uint8_t* w = bt.w;
+  float* y = bt.y;
+  const int64_t n_out = bt.n_out;
+  const unsigned block = bt.block;
+  const int groups = kThreads / lanes, grp = threadIdx.x / lanes, li = threadIdx.x % lanes;
+  const int64_t o0 = (int64_t(block) * groups + grp) * R;
+  const uint8_t* rows[RT];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const int64_t o = o0 + r % R;
+    rows[r] = (kGlu && r >= R ? tg.w[1] : w) + size_t(o < n_out ? o : n_out - 1) * row_bytes;
+  }
+  // The weights do not depend on the kernels before: their first bytes are fetched while those
+  // finish (one request per row of each group, by the group's first threads).
+  if (li < RT && o0 + li % R < n_out) prefetch_l2(rows[li], row_bytes < kPrefetchRowBytes ? row_bytes : kPrefetchRowBytes);
+  pdl_start();
+  float acc[NT][RT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) acc[t][r] = 0.0f;
+  const int64_t n_units = k / Q::kElems;
+  const size_t x_stride = q8x_bytes(k);
+  int64_t u = li;
+  // kPair (long rows, as the FFN's down product): two passes' loads in flight before their use,
+  // the sums still added pass by pass.
+  if constexpr (kPair)
+    for (; u + lanes < n_units; u += 2 * lanes) {
+      typename Q::W wa[RT], wb[RT];
+#pragma unroll
+      for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wa[r]);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) Q::load(rows[r], u + lanes, wb[r]);
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wa[r], xq + t * x_stride, k, u));
+          acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wb[r], xq + t * x_stride, k, u + lanes));
+        }
+    }
+  for (; u < n_units; u += lanes) {
+    typename Q::W wu[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) Q::load(rows[r], u, wu[r]);
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int r = 0; r < RT; ++r) acc[t][r] = __fadd_rn(acc[t][r], Q::dot(wu[r], xq + t * x_stride, k, u));
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const float v = warp_sum(acc[t][r]);
+      if (lane == 0) red[warp][t * RT + r] = v;
+    }
+  __syncthreads();
+  const int warps_per_group = lanes / 32;
+  if (threadIdx.x < groups * NT * R) {
+    const int g = threadIdx.x / (NT * R), tr = threadIdx.x % (NT * R), t = tr / R, r = tr % R;
+    float v = 0.0f, up = 0.0f;
+    for (int i = 0; i < warps_per_group; ++i) {
+      v += red[g * warps_per_group + i][t * RT + r];
+      if (kGlu) up += red[g * warps_per_group + i][t * RT + R + r];
+    }
+    if (kGlu) v = (tg.glu == 1 ? silu(v) : gelu_tanh(v)) * up;
+    const int64_t o = (int64_t(block) * groups + g) * R + r;
+    if (o < n_out) y[t * n_out + o] = v;
+  }
+}
+
+template <GGMLType T, int R, bool kGlu, bool kPair>
+void launch_qmv8_rows(MatvecTargets tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens, cudaStream_t s) {
+  const int64_t n_units = k / Q8Unit<T>::kElems;
+  const int lanes = n_units >= 128 ? 128 : n_units >= 64 ? 64 : 32;
+  const unsigned total = assign_blocks(tg, (kThreads / lanes) * R);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+    const int nt = int(std::min<int64_t>(kMaxTokens, n_tokens - t0));
+    const MatvecTargets tt = from_token(tg, t0);
+    const uint8_t* xt = xq + size_t(t0) * q8x_bytes(k);
+    switch (nt) {
+      case 1: launch_pdl(qmv8_rows_kernel<T, 1, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 2: launch_pdl(qmv8_rows_kernel<T, 2, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      case 3: launch_pdl(qmv8_rows_kernel<T, 3, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+      default: launch_pdl(qmv8_rows_kernel<T, 4, R, kGlu, kPair>, dim3(total), dim3(kThreads), 0, s, tt, row_bytes, k, lanes, xt); break;
+    }
+    check_launch("qmv8");
+  }
+}
+
+template <GGMLType T, int R>
+void launch_qmv8_rows(const MatvecTargets& tg, size_t row_bytes, int64_t k, const uint8_t* xq, int64_t n_tokens,
+                 cudaStream_t s) {
+  if (tg.glu) return launch_qmv8_rows<T, (R > 2 ? R / 2 : R), true, false>(tg, row_bytes, k, xq, n_tokens, s);
+  // Rows of at least two passes of 128 threads (the FFN's down product): kPair.
+  if (k / Q8Unit<T>::kElems >= 256) return launch_qmv8_rows<T, R, false, true>(tg, row_bytes, k, xq, n_tokens, s);
+  launch_qmv8_rows<T, R, false, false>(tg, row_bytes, k, xq, n_tokens, s);
+}
+
+// ---- Q4_0 and Q8_0: blocks that stream several row chunks ---------------------------------------
 // A block takes `chunks` runs of R rows per group of `lanes` threads (128, or 64 / 32 when the
 // row has fewer units), rows_per_block = chunks * groups * R consecutive rows in all; a group's
 // thread walks units li, li + lanes, ... of each of its chunks in turn. With several chunks a
@@ -319,7 +434,7 @@ __global__ void __launch_bounds__(kThreads)
 // Rows per group of a product without and with a GLU.
 template <GGMLType T>
 constexpr int rows_per_group() {
-  return T == kQ8_0R ? 2 : 4;
+  return T == kQ8_0R ? 2 : 4;  // Q4_0
 }
 template <GGMLType T>
 constexpr int glu_rows_per_group() {
@@ -416,8 +531,7 @@ bool matvec_q8_glu_quantizes(GGMLType t, int64_t k, int64_t n_out) {
   switch (t) {
     case kQ8_0R: return glu_rows_per_block<kQ8_0R>(k) == 32;
     case kQ4_0R: return glu_rows_per_block<kQ4_0R>(k) == 32;
-    case GGMLType::Q4_K: return glu_rows_per_block<GGMLType::Q4_K>(k) == 32;
-    default: return glu_rows_per_block<kQ6_KR>(k) == 32;
+    default: return false;  // the K-quants' kernel writes floats only
   }
 }
 
@@ -436,8 +550,8 @@ void matvec_q8(GGMLType type, const MatvecTargets& tg, size_t row_bytes, int64_t
   switch (type) {
     case kQ8_0R: return launch_qmv8<kQ8_0R, rows_per_group<kQ8_0R>()>(tg, row_bytes, k, xq, n_tokens, s);
     case kQ4_0R: return launch_qmv8<kQ4_0R, rows_per_group<kQ4_0R>()>(tg, row_bytes, k, xq, n_tokens, s);
-    case GGMLType::Q4_K: return launch_qmv8<GGMLType::Q4_K, rows_per_group<GGMLType::Q4_K>()>(tg, row_bytes, k, xq, n_tokens, s);
-    case kQ6_KR: return launch_qmv8<kQ6_KR, rows_per_group<kQ6_KR>()>(tg, row_bytes, k, xq, n_tokens, s);
+    case GGMLType::Q4_K: return launch_qmv8_rows<GGMLType::Q4_K, 4>(tg, row_bytes, k, xq, n_tokens, s);
+    case kQ6_KR: return launch_qmv8_rows<kQ6_KR, 4>(tg, row_bytes, k, xq, n_tokens, s);
     default: break;
   }
   throw Error(fmt("CUDA matvec_q8: no kernel for %s", type_name(type)));
