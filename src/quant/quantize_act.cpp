@@ -82,24 +82,36 @@ void quantize_q8_0_x86_block(const float* x, BlockQ8_0* y) {
 // NaN or an infinity, or whose 127 / amax overflows, where the two could differ, goes through
 // the scalar code.
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) void quantize_q8_0_x86_avx2(const float* x, BlockQ8_0* y, int64_t nb) {
+// max |x| over n floats (n % 8 == 0) into amax; false when one of them is NaN or infinite.
+__attribute__((target("avx2"))) bool finite_amax_avx2(const float* x, int n, float& amax) {
   const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+  __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+  for (int k = 0; k < n; k += 8) {
+    const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k));
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));  // |x| >= inf, or NaN
+    m = _mm256_max_ps(m, a);
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  amax = _mm_cvtss_f32(h);
+  return _mm256_movemask_ps(bad) == 0;
+}
+
+// The 32 int32 lanes of q[0..3], each in int8 range, as 32 bytes in order.
+__attribute__((target("avx2"))) void store_32_bytes(const __m256i q[4], int8_t* dst) {
+  // packs interleave the 128-bit lanes: 0 1 4 5 2 3 6 7 (in groups of 4 bytes) -> permute back.
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+__attribute__((target("avx2"))) void quantize_q8_0_x86_avx2(const float* x, BlockQ8_0* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK) {
-    __m256 v[4], m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-    for (int k = 0; k < 4; ++k) {
-      v[k] = _mm256_loadu_ps(x + 8 * k);
-      const __m256 a = _mm256_andnot_ps(sign, v[k]);
-      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));  // |x| >= inf, or NaN
-      m = _mm256_max_ps(m, a);
-    }
-    if (_mm256_movemask_ps(bad) != 0) {
+    float amax;
+    if (!finite_amax_avx2(x, QK, amax)) {
       quantize_q8_0_x86_block(x, y + i);
       continue;
     }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const float amax = _mm_cvtss_f32(h);
     const float ids = amax != 0.0f ? 127.0f / amax : 0.0f;
     if (ids > 3.0e38f) {  // amax so small that 127 / amax overflows: x * id is inf or NaN
       quantize_q8_0_x86_block(x, y + i);
@@ -109,11 +121,9 @@ __attribute__((target("avx2"))) void quantize_q8_0_x86_avx2(const float* x, Bloc
     const __m256 id = _mm256_set1_ps(ids);
     __m256i q[4];
     for (int k = 0; k < 4; ++k)
-      q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    // packs interleave the 128-bit lanes: 0 1 4 5 2 3 6 7 (in groups of 4 bytes) -> permute back.
-    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
-                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      q[k] = _mm256_cvtps_epi32(
+          _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    store_32_bytes(q, y[i].qs);
   }
 }
 #endif
@@ -177,22 +187,13 @@ void quantize_q8_k_block(const float* x, BlockQ8_K* y) {
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) void quantize_q8_k_avx2(const float* x, BlockQ8_K* y, int64_t nb) {
   constexpr int kVecs = QK_K / 8;
-  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-    for (int k = 0; k < kVecs; ++k) {
-      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
-      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));  // |x| >= inf, or NaN
-      m = _mm256_max_ps(m, a);
-    }
-    if (_mm256_movemask_ps(bad) != 0) {
+    float amax;
+    if (!finite_amax_avx2(x, QK_K, amax)) {
       quantize_q8_k_block(x, y + i);
       continue;
     }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const float amax = _mm_cvtss_f32(h);
     if (amax == 0.0f) {
       std::memset(&y[i], 0, sizeof(y[i]));
       continue;
@@ -219,7 +220,7 @@ __attribute__((target("avx2"))) void quantize_q8_k_avx2(const float* x, BlockQ8_
       for (int j = 0; j < 4; ++j)
         q[j] = _mm256_min_epi32(top, _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(is, _mm256_loadu_ps(x + 8 * (k + j))),
                                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-      // sums of 16: lanes of q0 + q1 (elements 32k/4 .. +16) and of q2 + q3
+      // the sums of 16: elements 8k .. 8k + 15 (q0 + q1), 8k + 16 .. 8k + 31 (q2 + q3)
       for (int g = 0; g < 2; ++g) {
         const __m256i s8 = _mm256_add_epi32(q[2 * g], q[2 * g + 1]);
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
@@ -227,10 +228,7 @@ __attribute__((target("avx2"))) void quantize_q8_k_avx2(const float* x, BlockQ8_
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
         y[i].bsums[k / 2 + g] = int16_t(_mm_cvtsi128_si32(s4));
       }
-      // packs interleave the 128-bit lanes: 0 1 4 5 2 3 6 7 (in groups of 4 bytes) -> permute back.
-      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + 8 * k),
-                          _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      store_32_bytes(q, y[i].qs + 8 * k);
     }
     y[i].d = 1.0f / iscale;
   }
