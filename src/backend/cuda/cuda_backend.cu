@@ -33,6 +33,7 @@
 #endif
 #include "backend/cuda/batch_arrays.h"
 #include "backend/cuda/launch_profiler.h"
+#include "backend/cuda/launch_signature.h"
 #include "backend/cuda/step_graphs.h"
 #include "backend/cuda/weight_uploads.h"
 
@@ -46,27 +47,6 @@ namespace squeeze {
 namespace {
 
 using cuda::check;
-
-// Signature words of kernel arguments.
-inline void sig_word(std::vector<uint64_t>& s, const void* p) { s.push_back(uint64_t(reinterpret_cast<uintptr_t>(p))); }
-inline void sig_word(std::vector<uint64_t>& s, float f) { s.push_back(std::bit_cast<uint32_t>(f)); }
-inline void sig_word(std::vector<uint64_t>& s, const cuda::DeviceKV& kv) {
-  sig_word(s, kv.k);
-  sig_word(s, kv.v);
-  s.push_back(uint64_t(uint32_t(kv.n_kv_heads)) << 32 | uint32_t(kv.head_dim));
-  s.push_back(uint64_t(uint32_t(kv.block_size)) << 1 | uint64_t(kv.f16));
-}
-inline void sig_word(std::vector<uint64_t>& s, const cuda::DevicePlacement& p) {
-  sig_word(s, p.pos);
-  sig_word(s, p.offs);
-  sig_word(s, p.ids);
-  s.push_back(uint64_t(p.n_tokens));
-}
-template <class T>
-  requires(std::is_integral_v<T> || std::is_enum_v<T>)
-inline void sig_word(std::vector<uint64_t>& s, T v) {
-  s.push_back(uint64_t(int64_t(v)));
-}
 
 class CudaBackend final : public Backend {
  public:
@@ -188,10 +168,7 @@ class CudaBackend final : public Backend {
     // product before; writing exactly x): that op writes them quantized too, into the scratch
     // past what it reads there itself, and the product skips its quantize pass.
     const bool q8 = cuda::matmul_quantizes_activations(g.type, g.k, g.n_tokens);
-    const bool from_producer = fuse_ && q8 && last_producer_.index != SIZE_MAX &&
-                               last_producer_.index + 1 == pending_.size() && last_producer_.y == g.x &&
-                               last_producer_.rows == g.n_tokens && last_producer_.n == g.k;
-    const size_t xq_off = from_producer ? last_producer_.scratch_used : 0;
+    const size_t xq_off = q8 && quantized_by_producer(g) ? last_producer_.scratch_used : 0;
     const size_t need = cuda::matmul_scratch(g.type, g.k, g.n_out_total, g.n_tokens, tc_.handle != nullptr);
     if (need > 0) {
       grow_scratch(xq_off + need);  // a growth flushes the producer: then it is not fused
@@ -199,7 +176,7 @@ class CudaBackend final : public Backend {
     }
     void* scratch = tc ? tc_.scratch : nullptr;
     const QuantizingOp& pr = last_producer_;
-    const bool fused = from_producer && pr.index != SIZE_MAX && pr.index + 1 == pending_.size();
+    const bool fused = q8 && quantized_by_producer(g);
     if (fused) {
       auto* xq = static_cast<uint8_t*>(scratch) + xq_off;
       const auto launch = pr.launch;
@@ -230,7 +207,7 @@ class CudaBackend final : public Backend {
     // A GLU product of a decode step can write the down product's 8-bit activations itself.
     if (fuse_ && tg.glu && q8 && cuda::matmul_glu_quantizes(t, k, tg.n_out[0], n))
       last_producer_ = QuantizingOp{pending_.size() - 1, tg.y[0], n, tg.n_out[0], launch, "matmul glu+quantize",
-                                    xq_off + (size_t(n) * cuda::q8x_bytes(k) + 255) / 256 * 256};
+                                    xq_off + cuda::align256(size_t(n) * cuda::q8x_bytes(k))};
   }
 
   void get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) override {
@@ -425,6 +402,23 @@ class CudaBackend final : public Backend {
     size_t scratch_used = 0;  // bytes at the start of the scratch that the op itself reads
   };
 
+  // Products of one activation held open to be launched as one (matmul()).
+  struct MatmulGroup {
+    bool open = false;
+    GGMLType type = GGMLType::F32;
+    const float* x = nullptr;
+    int64_t k = 0, n_tokens = 0, n_out_total = 0;
+    size_t rb = 0;
+    cuda::MatvecTargets tg;
+  };
+
+  // Whether the op just queued writes exactly g's activations and can write them quantized.
+  bool quantized_by_producer(const MatmulGroup& g) const {
+    const QuantizingOp& pr = last_producer_;
+    return fuse_ && pr.index != SIZE_MAX && pr.index + 1 == pending_.size() && pr.y == g.x &&
+           pr.rows == g.n_tokens && pr.n == g.k;
+  }
+
   void norm(float* x, const float* delta, const float* w, float w_offset, int64_t rows, int64_t n, float eps, float* y) {
     const float* dw = host_floats(w, n);
     auto launch = [=](cudaStream_t s, uint8_t* xq) { cuda::rms_norm(x, delta, dw, w_offset, rows, n, eps, y, s, xq); };
@@ -547,14 +541,7 @@ class CudaBackend final : public Backend {
   cuda::TensorCores tc_;
   void* cublas_ws_ = nullptr;
   int32_t* arrivals_ = nullptr;  // the split decode attention's counters (kernels.h)
-  struct MatmulGroup {
-    bool open = false;
-    GGMLType type = GGMLType::F32;
-    const float* x = nullptr;
-    int64_t k = 0, n_tokens = 0, n_out_total = 0;
-    size_t rb = 0;
-    cuda::MatvecTargets tg;
-  } group_;
+  MatmulGroup group_;
   QuantizingOp last_producer_;  // index SIZE_MAX: none to fuse with
 };
 

@@ -119,6 +119,8 @@ void matmul(GGMLType type, const uint8_t* w, size_t row_bytes, int64_t k, int64_
 // there already (written by the op before, e.g. rms_norm with xq).
 void matmul(GGMLType type, const MatvecTargets& targets, size_t row_bytes, int64_t k, const float* x, int64_t n_tokens,
             cudaStream_t s, const TensorCores* tc = nullptr, bool x_quantized = false, size_t xq_offset = 0);
+// Scratch regions start on 256-byte boundaries.
+inline size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 // Bytes of scratch a product needs (8-bit activations, or 16-bit ones and dequantized weight
 // rows for the tensor cores); 0: none.
 size_t matmul_scratch(GGMLType type, int64_t k, int64_t n_out, int64_t n_tokens, bool tensor_cores);

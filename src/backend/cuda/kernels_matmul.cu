@@ -293,8 +293,6 @@ int64_t tc_chunk_rows(int64_t k, int64_t n_out) {
   return std::min(n_out, fit);
 }
 
-size_t align256(size_t b) { return (b + 255) / 256 * 256; }
-
 #ifdef SQUEEZE_HAVE_CUBLAS
 void check_cublas(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS) throw Error(fmt("cuBLAS error %d in %s", int(st), what));
