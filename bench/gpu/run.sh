@@ -131,7 +131,7 @@ if env -u LD_LIBRARY_PATH PYTHONPATH=/tmp/site python3 -c "import gguf" 2>/dev/n
     || note "RESULT cli: squeeze run tl4-f16 greedy 32 tokens: cuda differs from cpu(exact) (see run-tl4-f16-*.txt)"
   # The fused decode operations (grouped products, GLU epilogue, quantizing norm, RoPE + KV write)
   # compute what the separate ones do: the same greedy text with SQUEEZE_CUDA_FUSE=0.
-  for ty in q4_k q8_0 q6_k f16; do
+  for ty in q4_k q8_0 q4_0 q6_k f16; do
     for fu in 1 0; do
       SQUEEZE_CUDA_FUSE=$fu $BIN/squeeze run -m $TL/tl4-$ty.gguf --device cuda -n 48 --temp 0 "Hello world" \
         >"$LOG/run-tl4-$ty-fuse$fu.txt" 2>/dev/null
