@@ -25,6 +25,7 @@ namespace quant {
   void gemm_q6_k_exact(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t); \
   void gemm_q4_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   void gemm_q5_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
+  void gemm_q8_0_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   void gemm_q4_k_x4(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, int64_t, int64_t, float*, int64_t);  \
   }
 SQZ_DECLARE_GEMM(gemm_avx2)
@@ -55,6 +56,7 @@ GemmFn pick_x4(GGMLType t) {
   switch (t) {
     case GGMLType::Q4_0: return Set::q4_0_x4;
     case GGMLType::Q5_0: return Set::q5_0_x4;
+    case GGMLType::Q8_0: return Set::q8_0_x4;
     case GGMLType::Q4_K: return Set::q4_k_x4;
     default: return nullptr;
   }
@@ -75,6 +77,7 @@ GemmFn pick_x4(GGMLType t) {
     static constexpr GemmFn q6_k_exact = quant::ns::gemm_q6_k_exact; \
     static constexpr GemmFn q4_0_x4 = quant::ns::gemm_q4_0_x4; \
     static constexpr GemmFn q5_0_x4 = quant::ns::gemm_q5_0_x4; \
+    static constexpr GemmFn q8_0_x4 = quant::ns::gemm_q8_0_x4; \
     static constexpr GemmFn q4_k_x4 = quant::ns::gemm_q4_k_x4; \
   };
 SQZ_GEMM_SET(Avx2Set, gemm_avx2)
@@ -107,6 +110,8 @@ GemmFn gemm_fn(GGMLType t, Numerics numerics, GemmIsa isa) {
 
 GemmFn gemm_x4_fn(GGMLType t, Numerics numerics, GemmIsa isa) {
   if (int(isa) > int(gemm_isa()) || numerics != Numerics::llamacpp) return nullptr;
+  // Q8_0 gains from the x4 layout only with the AVX-512 row-pair decode kernel.
+  if (t == GGMLType::Q8_0 && isa != GemmIsa::avx512_vnni) return nullptr;
   switch (isa) {
     case GemmIsa::avx512_vnni: return pick_x4<Avx512Set>(t);
     case GemmIsa::avx2: return pick_x4<Avx2Set>(t);
@@ -136,6 +141,17 @@ void repack_x4(const uint8_t* src, uint8_t* dst, int64_t n_rows, size_t row_byte
         std::memcpy(d + (b * 4 + j) * block_bytes, g + j * row_bytes + b * block_bytes, block_bytes);
   }
   std::memcpy(dst + size_t(full) * row_bytes, src + size_t(full) * row_bytes, size_t(n_rows - full) * row_bytes);
+}
+
+void x4_row(const uint8_t* packed, int64_t n_rows, int64_t row, size_t row_bytes, size_t block_bytes, uint8_t* dst) {
+  const int64_t full = n_rows / 4 * 4;
+  if (row >= full) {
+    std::memcpy(dst, packed + size_t(row) * row_bytes, row_bytes);
+    return;
+  }
+  const uint8_t* g = packed + size_t(row / 4 * 4) * row_bytes;
+  const size_t j = size_t(row % 4), nb = row_bytes / block_bytes;
+  for (size_t b = 0; b < nb; ++b) std::memcpy(dst + b * block_bytes, g + (b * 4 + j) * block_bytes, block_bytes);
 }
 
 const char* gemm_isa_name(GemmIsa isa) {

@@ -38,13 +38,15 @@ GemmFn gemm_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
 // group unchanged; same size as the plain layout, and a group starts where its first row did).
 // The kernels read one sequential stream that feeds 4 independent accumulation chains, which is
 // what decode needs (one chain per row waits on the FMA latency every block). Same bits as
-// gemm_fn. For Q4_0, Q5_0 and Q4_K in Numerics::llamacpp; nullptr otherwise (Q8_0 decode
-// measured no faster, and the copy of a tied embedding table cost resident memory). Q4_K gains
+// gemm_fn. For Q4_0, Q5_0 and Q4_K in Numerics::llamacpp, and Q8_0 with AVX-512 VNNI (its
+// row-pair decode kernel; the plain-layout decode measured as fast with AVX2); nullptr otherwise. Q4_K gains
 // less (its float chain is one FMA per 256 elements): decode takes the group's 4 rows from one
 // stream, TinyLlama-shape Q4_K_M tg128 about 3% faster on 2 Zen 4 cores (5 of 6 alternating pairs). w must start at
 // a row that is a multiple of 4 of the repacked tensor; w_stride is unused.
 GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics);
 GemmFn gemm_x4_fn(GGMLType weight_type, Numerics numerics, GemmIsa isa);
 void repack_x4(const uint8_t* src, uint8_t* dst, int64_t n_rows, size_t row_bytes, size_t block_bytes);
+// Row `row` of an x4-layout tensor of n_rows rows, back in the plain layout (row_bytes to dst).
+void x4_row(const uint8_t* packed, int64_t n_rows, int64_t row, size_t row_bytes, size_t block_bytes, uint8_t* dst);
 
 }  // namespace squeeze

@@ -67,6 +67,12 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
         if (const GemmFn x4 = gemm_x4_fn(c.type, numerics, isa)) {
           std::vector<uint8_t> packed(w.size());
           repack_x4(w.data(), packed.data(), n_rows, wr, size_t(type_info(c.type).block_bytes));
+          // Each row read back from the x4 layout (what get_rows does with a repacked table).
+          std::vector<uint8_t> row(wr);
+          for (int64_t r = 0; r < n_rows; ++r) {
+            x4_row(packed.data(), n_rows, r, wr, size_t(type_info(c.type).block_bytes), row.data());
+            ASSERT_EQ(std::memcmp(row.data(), w.data() + size_t(r) * wr, wr), 0) << "x4_row " << r << " of " << n_rows;
+          }
           std::vector<float> y4(size_t(ldy * n_tok), -1.0f);
           x4(packed.data(), wr, a.data(), ar, c.k, n_rows, n_tok, y4.data(), ldy);
           check("x4", y4);
@@ -95,7 +101,9 @@ TEST(Gemm, ExistsWhereTheCpuHasAvx2) {
     EXPECT_NE(gemm_fn(t, Numerics::exact), nullptr) << type_name(t);
   }
   EXPECT_EQ(gemm_fn(GGMLType::Q4_0, Numerics::exact, GemmIsa::none), nullptr);
-  EXPECT_EQ(gemm_x4_fn(GGMLType::Q8_0, Numerics::llamacpp), nullptr);
+  // Q8_0's x4 layout only pays with the AVX-512 row-pair decode kernel.
+  EXPECT_EQ(gemm_x4_fn(GGMLType::Q8_0, Numerics::llamacpp, GemmIsa::avx2), nullptr);
+  EXPECT_EQ(gemm_x4_fn(GGMLType::Q8_0, Numerics::llamacpp) != nullptr, gemm_isa() == GemmIsa::avx512_vnni);
   for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q5_0, GGMLType::Q4_K}) {
     EXPECT_NE(gemm_x4_fn(t, Numerics::llamacpp), nullptr) << type_name(t);
     EXPECT_EQ(gemm_x4_fn(t, Numerics::exact), nullptr) << type_name(t);

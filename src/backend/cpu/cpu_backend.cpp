@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "quant/dequantize.h"
+#include "quant/gemm.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -42,9 +43,20 @@ float gelu_f16_table(float x) {
 void CpuBackend::get_rows(const TensorRef& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t dim = table.ne[0];
   const size_t rb = row_bytes(table.type, dim);
+  // An embedding table tied to the output matmul may have an x4 copy (matmul.cpp), whose making
+  // released the original's pages: rows are read from the copy, so they do not fault the
+  // original back in (with the kernel's fault-around, 512 prompt tokens brought back ~60 MiB
+  // of Gemma 3's table).
+  const auto packed = repacked_.find(table.data);
+  std::vector<uint8_t> row(packed == repacked_.end() ? 0 : rb);
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= table.ne[1]) throw Error(fmt("token id %d is outside the vocabulary", ids[i]));
-    dequantize_row(table.type, table.data + size_t(ids[i]) * rb, out + i * dim, dim);
+    const uint8_t* src = table.data + size_t(ids[i]) * rb;
+    if (packed != repacked_.end()) {
+      x4_row(packed->second.get(), table.ne[1], ids[i], rb, size_t(type_info(table.type).block_bytes), row.data());
+      src = row.data();
+    }
+    dequantize_row(table.type, src, out + i * dim, dim);
   }
 }
 
