@@ -48,13 +48,13 @@ void CpuBackend::get_rows(const TensorRef& table, const int32_t* ids, int64_t n,
   // original back in (with the kernel's fault-around, 512 prompt tokens brought back ~60 MiB
   // of Gemma 3's table).
   const auto packed = repacked_.find(table.data);
-  std::vector<uint8_t> row(packed == repacked_.end() ? 0 : rb);
+  if (packed != repacked_.end() && row_scratch_.size() < rb) row_scratch_.resize(rb);
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= table.ne[1]) throw Error(fmt("token id %d is outside the vocabulary", ids[i]));
     const uint8_t* src = table.data + size_t(ids[i]) * rb;
     if (packed != repacked_.end()) {
-      x4_row(packed->second.get(), table.ne[1], ids[i], rb, size_t(type_info(table.type).block_bytes), row.data());
-      src = row.data();
+      x4_row(packed->second.get(), table.ne[1], ids[i], rb, size_t(type_info(table.type).block_bytes), row_scratch_.data());
+      src = row_scratch_.data();
     }
     dequantize_row(table.type, src, out + i * dim, dim);
   }

@@ -49,6 +49,7 @@ class CpuBackend final : public Backend {
   Numerics numerics_;
   std::unordered_map<const uint8_t*, std::unique_ptr<uint8_t[]>> repacked_;  // by the weight's data pointer
   std::vector<uint8_t> act_scratch_;             // activations converted to a weight's vec_dot type
+  std::vector<uint8_t> row_scratch_;             // get_rows: one row read back from an x4 copy
   std::vector<std::vector<float>> thread_scratch_;  // per-thread buffers for attention and RoPE
 };
 
