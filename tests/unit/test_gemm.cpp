@@ -33,7 +33,7 @@ TEST_P(Gemm, BitIdenticalToVecDot) {
     const GGMLType at = vec_dot_type(c.type);
     std::mt19937 rng(uint32_t(c.type) * 31u + uint32_t(c.k));
     for (int64_t n_rows : {1, 2, 3, 4, 5, 8, 11, 17}) {
-      for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9, 70}) {
+      for (int64_t n_tok : {1, 2, 3, 4, 5, 7, 9, 33, 70}) {
         const size_t wr = row_bytes(c.type, c.k), ar = row_bytes(at, c.k);
         std::vector<uint8_t> w(wr * size_t(n_rows)), a(ar * size_t(n_tok));
         for (int64_t r = 0; r < n_rows; ++r) {
