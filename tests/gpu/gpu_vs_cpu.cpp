@@ -370,15 +370,19 @@ int attention_speed(int64_t ctx) {
 struct Stats {
   double max_rel = 0;
   int argmax_agree = 0;
+  std::string worst;  // the positions over the threshold, for the log
 };
 
-Stats compare(const std::vector<float>& gpu, const std::vector<float>& cpu, int64_t n_vocab) {
+Stats compare(const std::vector<float>& gpu, const std::vector<float>& cpu, int64_t n_vocab, double threshold) {
   Stats s;
   const int64_t rows = int64_t(cpu.size()) / n_vocab;
+  int shown = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = gpu.data() + r * n_vocab;
     const float* c = cpu.data() + r * n_vocab;
-    s.max_rel = std::max(s.max_rel, rel_err(g, c, n_vocab));
+    const double rel = rel_err(g, c, n_vocab);
+    s.max_rel = std::max(s.max_rel, rel);
+    if (rel > threshold && shown++ < 12) s.worst += " " + std::to_string(r) + ":" + std::to_string(rel);
     int64_t ag = 0, ac = 0;
     for (int64_t i = 1; i < n_vocab; ++i) {
       if (g[i] > g[ag]) ag = i;
@@ -424,7 +428,9 @@ int check_model(const std::string& path, double threshold, GGMLType kv_type, int
       std::copy(l.begin(), l.end(), steps.begin() + i * n_vocab);
     }
   }
-  const Stats a = compare(one, cpu_logits, n_vocab), b = compare(steps, cpu_logits, n_vocab);
+  const Stats a = compare(one, cpu_logits, n_vocab, threshold), b = compare(steps, cpu_logits, n_vocab, threshold);
+  if (!a.worst.empty()) std::printf("  prefill positions over the threshold (position:error):%s\n", a.worst.c_str());
+  if (!b.worst.empty()) std::printf("  decode positions over the threshold (position:error):%s\n", b.worst.c_str());
   const bool ok = a.max_rel <= threshold && b.max_rel <= threshold;
   std::string name = path;
   while (!name.empty() && name.back() == '/') name.pop_back();
