@@ -382,7 +382,11 @@ Stats compare(const std::vector<float>& gpu, const std::vector<float>& cpu, int6
     const float* c = cpu.data() + r * n_vocab;
     const double rel = rel_err(g, c, n_vocab);
     s.max_rel = std::max(s.max_rel, rel);
-    if (rel > threshold && shown++ < 12) s.worst += " " + std::to_string(r) + ":" + std::to_string(rel);
+    if (rel > threshold && shown++ < 12) {
+      char item[48];
+      std::snprintf(item, sizeof item, " %lld:%.2e", (long long)r, rel);
+      s.worst += item;
+    }
     int64_t ag = 0, ac = 0;
     for (int64_t i = 1; i < n_vocab; ++i) {
       if (g[i] > g[ag]) ag = i;
