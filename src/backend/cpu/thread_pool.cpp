@@ -37,8 +37,16 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_range(int index) {
-  // Split [0, n) into n_threads_ nearly equal runs of whole grains.
   const int64_t grains = (job_n_ + job_grain_ - 1) / job_grain_;
+  if (job_piece_grains_ > 0) {
+    const int64_t pieces = (grains + job_piece_grains_ - 1) / job_piece_grains_;
+    for (int64_t p; (p = next_piece_.fetch_add(1, std::memory_order_relaxed)) < pieces;) {
+      const int64_t b = p * job_piece_grains_ * job_grain_;
+      job_call_(job_fn_, b, std::min(job_n_, b + job_piece_grains_ * job_grain_), index);
+    }
+    return;
+  }
+  // Split [0, n) into n_threads_ nearly equal runs of whole grains.
   const int64_t per = grains / n_threads_, extra = grains % n_threads_;
   const int64_t g0 = index * per + std::min<int64_t>(index, extra);
   const int64_t g1 = g0 + per + (index < extra ? 1 : 0);
@@ -78,9 +86,12 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run(int64_t n, int64_t grain, const void* fn, Trampoline call) {
+void ThreadPool::run(int64_t n, int64_t grain, int pieces, const void* fn, Trampoline call) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
+  const int64_t grains = (n + grain - 1) / grain;
+  job_piece_grains_ = pieces > 1 ? std::max<int64_t>(1, grains / (int64_t(n_threads_) * pieces)) : 0;
+  next_piece_.store(0, std::memory_order_relaxed);
   if (n_threads_ == 1 || n <= grain) {
     call(fn, 0, n, 0);
     return;

@@ -1,6 +1,7 @@
 #pragma once
 // A fixed pool of worker threads for data-parallel loops. The calling thread takes part in every
-// loop, so a pool of N threads runs N-1 workers. Work is split into contiguous ranges up front.
+// loop, so a pool of N threads runs N-1 workers. Work is split into contiguous ranges up front
+// (parallel_for) or into pieces claimed as threads come free (parallel_for_pieces).
 //
 // A forward pass issues hundreds of short loops per token, so the hand-off is built for latency:
 // workers spin on an atomic generation counter (no lock, no syscall) for a while after each loop
@@ -29,13 +30,21 @@ class ThreadPool {
   // thrown by fn on any thread is rethrown here once every thread is done.
   template <typename Fn>
   void parallel_for(int64_t n, const Fn& fn, int64_t grain = 1) {
-    run(n, grain, &fn, [](const void* f, int64_t b, int64_t e, int t) { (*static_cast<const Fn*>(f))(b, e, t); });
+    run(n, grain, 1, &fn, [](const void* f, int64_t b, int64_t e, int t) { (*static_cast<const Fn*>(f))(b, e, t); });
+  }
+  // The same with [0, n) cut into about `pieces` runs per thread, claimed by the threads as they
+  // finish the previous one: a thread that is slowed down (a vCPU the host gives to someone else
+  // for a while) takes fewer of them instead of holding up the whole loop. For long loops only:
+  // each run calls fn once.
+  template <typename Fn>
+  void parallel_for_pieces(int64_t n, const Fn& fn, int64_t grain, int pieces) {
+    run(n, grain, pieces, &fn, [](const void* f, int64_t b, int64_t e, int t) { (*static_cast<const Fn*>(f))(b, e, t); });
   }
 
  private:
   using Trampoline = void (*)(const void*, int64_t, int64_t, int);
 
-  void run(int64_t n, int64_t grain, const void* fn, Trampoline call);
+  void run(int64_t n, int64_t grain, int pieces, const void* fn, Trampoline call);
   void worker(int index);
   void run_range(int index);
 
@@ -46,7 +55,8 @@ class ThreadPool {
   // workers after they see the new generation (acquire).
   const void* job_fn_ = nullptr;
   Trampoline job_call_ = nullptr;
-  int64_t job_n_ = 0, job_grain_ = 1;
+  int64_t job_n_ = 0, job_grain_ = 1, job_piece_grains_ = 0;  // 0: one static range per thread
+  alignas(64) std::atomic<int64_t> next_piece_{0};
 
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<int> pending_{0};  // workers still running the current job
