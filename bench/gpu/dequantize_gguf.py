@@ -16,9 +16,12 @@ import gguf
 
 
 def main() -> int:
-    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__.strip().splitlines()[-1])
-        return 0 if len(sys.argv) == 2 else 2
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if len(sys.argv) != 3:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
     src, dst = sys.argv[1], sys.argv[2]
     r = gguf.GGUFReader(src)
     arch = r.fields["general.architecture"].contents()

@@ -223,7 +223,7 @@ fi
 run_check "model-llama_gqa-long" $BIN/gpu_vs_cpu model tests/fixtures/tiny/llama_gqa --threshold 1e-3 --kv f32 --tokens 600 --prefill 520
 run_check "model-gemma3-long-kvf16" $BIN/gpu_vs_cpu model tests/fixtures/tiny/gemma3 --threshold 1e-3 --kv f16 --tokens 600 --prefill 520
 
-if [ "${GEMMA_ONLY:-0}" != 1 ]; then gemma_checks; fi
+gemma_checks
 
 # CLI: the default device and its errors.
 $BIN/squeeze logits -m tests/fixtures/tiny/llama_gqa --tokens "1 2 3 4 5" -o /tmp/sq-logits.bin >"$LOG/cli.log" 2>&1 \
